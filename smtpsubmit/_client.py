@@ -1,0 +1,706 @@
+"""SMTPClient and send(): where protocol, transport, auth and policy meet.
+
+Theory of operation:
+
+- Policy first, before any I/O: the TLS mode comes from :func:`resolve_tls_mode`
+  (RFC 8314), the message is checked and serialised (:mod:`._message`).
+- The session is driven through the sans-I/O :class:`ClientConnection`: every command is
+  rendered there, written here, and every reply is read here and parsed there.
+- STARTTLS mode upgrades before anything else; if STARTTLS is missing, refused or fails,
+  the session is closed and nothing else is sent. No AUTH and no MAIL ever leave the
+  client on a cleartext channel unless ``TLSMode.INSECURE_CLEARTEXT`` was chosen (and for
+  AUTH, ``allow_cleartext_auth=True`` too).
+- With PIPELINING, MAIL + every RCPT + DATA (or BDAT LAST) go in one write (RFC 2920).
+- Once the end of the message has been written, any failure before the final reply is
+  an :class:`OutcomeUnknownError`: the server may have queued the message.
+- A failure or cancellation in the middle of a transaction leaves the connection unusable;
+  it is closed, and the next send opens a new one.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from email.message import Message
+from types import TracebackType
+from typing import Literal
+
+import anyio
+
+from ._errors import (
+    AuthenticationError,
+    CleartextAuthError,
+    ConnectError,
+    ConnectionLostError,
+    MessageError,
+    NoCompatibleMechanismError,
+    OutcomeUnknownError,
+    ProtocolViolationError,
+    RecipientsRefusedError,
+    ReplyError,
+    SecurityPolicyError,
+    SMTPError,
+    StartTLSUnavailableError,
+    TimeoutError,
+)
+from ._message import PreparedMessage, prepare_message, prepare_raw
+from ._results import SendResult, TranscriptLine
+from .auth import (
+    Authenticator,
+    ChannelInfo,
+    Mechanism,
+    NoCompatibleMechanism,
+    PasswordAuth,
+    SASLError,
+    select_mechanism,
+)
+from .policy import Timeouts, TLSMode, default_ssl_context, resolve_tls_mode
+from .protocol import (
+    CONNECTION_CLOSED,
+    NEED_DATA,
+    Auth,
+    AuthCancel,
+    AuthResponse,
+    Bdat,
+    ClientConnection,
+    Command,
+    Data,
+    Ehlo,
+    EndOfData,
+    Extensions,
+    Helo,
+    LocalProtocolError,
+    Mail,
+    MessageData,
+    Noop,
+    Quit,
+    Rcpt,
+    RemoteProtocolError,
+    Reply,
+    Rset,
+    StartTLS,
+    State,
+    decode_challenge,
+)
+from .transport import TLSInfo, Transport, connect_tcp, connect_unix
+
+__all__ = ["DSN", "SMTPClient", "send"]
+
+logger = logging.getLogger("smtpsubmit")
+
+#: Bodies up to this size ride in the same write as the envelope with BDAT LAST.
+INLINE_BODY = 1 << 20
+#: Size of each BDAT chunk and of each write of a DATA body.
+CHUNK = 1 << 20
+_USABLE = (State.READY,)
+Phase = Literal["connect", "tls", "greeting", "command", "data", "final_reply"]
+TransportFactory = Callable[[], Awaitable[Transport]]
+
+
+@dataclass(frozen=True)
+class DSN:
+    """Delivery status notification requests (RFC 3461), used when the server offers DSN.
+
+    ``notify``: any of ``"SUCCESS"``, ``"FAILURE"``, ``"DELAY"``, or ``("NEVER",)``;
+    ``ret``: ``"FULL"`` or ``"HDRS"``; ``envid``: an envelope id echoed in reports.
+    """
+
+    notify: tuple[Literal["NEVER", "SUCCESS", "FAILURE", "DELAY"], ...] = ()
+    ret: Literal["FULL", "HDRS"] | None = None
+    envid: str | None = None
+
+
+class SMTPClient:
+    """A submission session to one server; several messages reuse the connection.
+
+    ``tls=None`` picks the mode from the port (465 implicit TLS, 587 STARTTLS, anything
+    else must be explicit; RFC 8314). Credentials are ``username``/``password`` (an empty
+    username means no authentication) or an :class:`~smtpsubmit.auth.Authenticator` in
+    ``auth`` (OAuth2, custom mechanisms). ``ssl_context`` replaces the default (certifi
+    CAs, hostname check, TLS 1.2+). ``timeout`` is a :class:`Timeouts` or seconds for
+    every phase. ``transport`` lets you bring your own stream (a proxy, a test double):
+    an async callable returning a connected :class:`~smtpsubmit.transport.Transport`.
+    ``unix_socket`` connects to a local socket path instead of ``host:port``.
+
+    Use it as ``async with SMTPClient(...) as client:``; it is safe to share between tasks
+    (sends are serialised), though a pool is better for concurrency.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: TLSMode | str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        auth: Authenticator | None = None,
+        timeout: Timeouts | float | None = None,
+        local_hostname: str | None = None,
+        server_hostname: str | None = None,
+        allow_cleartext_auth: bool = False,
+        chunking: bool = True,
+        transport: TransportFactory | None = None,
+        unix_socket: str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.tls_mode = resolve_tls_mode(port, tls)
+        self._ssl_context = ssl_context
+        if auth is not None and username:
+            raise ValueError("pass either auth= or username/password, not both")
+        if username:
+            auth = PasswordAuth(username, password or "")
+        self._auth = auth
+        self.timeouts = Timeouts.coerce(timeout)
+        self.local_hostname = local_hostname or _local_hostname()
+        self.server_hostname = server_hostname or host
+        self.allow_cleartext_auth = allow_cleartext_auth
+        self.use_chunking = chunking
+        self._transport_factory = transport
+        self._unix_socket = unix_socket
+        self._transport: Transport | None = None
+        self._conn: ClientConnection | None = None
+        self._lock = anyio.Lock()
+        self._transcript: list[TranscriptLine] = []
+        self.authenticated_mechanism: str | None = None
+
+    def __repr__(self) -> str:
+        state = self._conn.state.name if self._conn else "DISCONNECTED"
+        return (
+            f"<SMTPClient {self.host}:{self.port} tls={self.tls_mode.value} "
+            f"auth={self._auth!r} state={state}>"
+        )
+
+    # -- public API ----------------------------------------------------------------
+
+    async def __aenter__(self) -> SMTPClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.quit()
+
+    @property
+    def is_connected(self) -> bool:
+        """True when a session is open and ready for a transaction."""
+        return self._conn is not None and self._conn.state in _USABLE
+
+    @property
+    def extensions(self) -> Extensions:
+        """What the server advertised (after TLS, when TLS is used)."""
+        return self._conn.extensions if self._conn else Extensions()
+
+    @property
+    def tls_info(self) -> TLSInfo | None:
+        """TLS version, cipher and certificate of the current connection, if encrypted."""
+        return self._transport.tls_info if self._transport else None
+
+    async def connect(self) -> None:
+        """Connect, greet, secure and authenticate; a no-op when already connected."""
+        async with self._lock:
+            await self._ensure_connected()
+
+    async def send_message(
+        self,
+        message: Message,
+        *,
+        sender: str | None = None,
+        recipients: Sequence[str] | None = None,
+        dsn: DSN | None = None,
+    ) -> SendResult:
+        """Send an ``email.message.EmailMessage``; the envelope comes from its headers.
+
+        ``sender``/``recipients`` override the envelope. Bcc is never transmitted.
+        Raises :class:`RecipientsRefusedError` when nobody was accepted; a partial refusal
+        is reported in ``SendResult.refused``.
+        """
+        async with self._lock:
+            with self._total_deadline():
+                await self._ensure_connected()
+                assert self._conn is not None
+                prepared = prepare_message(
+                    message, self._conn.extensions, sender=sender, recipients=recipients
+                )
+                return await self._send_prepared(prepared, dsn)
+
+    async def sendmail(
+        self,
+        sender: str,
+        recipients: Sequence[str] | str,
+        data: bytes,
+        *,
+        dsn: DSN | None = None,
+    ) -> SendResult:
+        """Send raw RFC 5322 bytes to an explicit envelope (``sender=""``: null path)."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError("data must be bytes; encode text first or use send_message()")
+        async with self._lock:
+            with self._total_deadline():
+                await self._ensure_connected()
+                assert self._conn is not None
+                prepared = prepare_raw(sender, recipients, bytes(data), self._conn.extensions)
+                return await self._send_prepared(prepared, dsn)
+
+    async def noop(self) -> Reply:
+        """NOOP: check the session is alive (RFC 5321 4.1.1.9)."""
+        async with self._lock:
+            await self._ensure_connected()
+            return await self._expect_ok(Noop())
+
+    async def quit(self) -> None:
+        """Say QUIT politely and close; never raises."""
+        async with self._lock:
+            conn, transport = self._conn, self._transport
+            if conn is not None and transport is not None and conn.state in _USABLE:
+                with contextlib.suppress(SMTPError), anyio.move_on_after(5, shield=True):
+                    await self._command(Quit(), "command")
+            await self._close()
+
+    async def aclose(self) -> None:
+        """Close the connection without QUIT."""
+        await self._close()
+
+    # -- connection set-up ---------------------------------------------------------
+
+    async def _ensure_connected(self) -> None:
+        if self.is_connected:
+            return
+        await self._close()
+        try:
+            with self._total_deadline():
+                await self._open()
+        except BaseException:
+            await self._close()
+            raise
+
+    async def _open(self) -> None:
+        mode = self.tls_mode
+        self._transcript = []
+        with self._phase("connect"):
+            if self._transport_factory is not None:
+                transport = await self._transport_factory()
+            elif self._unix_socket is not None:
+                transport = await connect_unix(self._unix_socket)
+            else:
+                transport = await connect_tcp(self.host, self.port)
+        self._transport = transport
+        if mode is TLSMode.IMPLICIT:
+            await self._start_tls()
+        self._conn = ClientConnection(
+            encrypted=mode is TLSMode.IMPLICIT, allow_cleartext_auth=self.allow_cleartext_auth
+        )
+        greeting = await self._read_reply("greeting")
+        if not greeting.is_positive:
+            raise ReplyError.from_reply(greeting, f"server refused the session: {greeting}")
+        await self._hello()
+        if mode is TLSMode.STARTTLS:
+            await self._starttls()
+        if self._auth is not None:
+            await self._authenticate(self._auth)
+
+    async def _hello(self) -> None:
+        assert self._conn is not None
+        reply = await self._command(Ehlo(self.local_hostname), "command")
+        starttls_pending = self.tls_mode is TLSMode.STARTTLS and not self._conn.encrypted
+        if reply.code in (500, 502) and not starttls_pending:
+            # RFC 5321 3.2: fall back to HELO for pre-ESMTP servers. Not before STARTTLS:
+            # a HELO session has no extensions, so it could never be upgraded.
+            reply = await self._command(Helo(self.local_hostname), "command")
+        if not reply.is_positive:
+            raise ReplyError.from_reply(reply)
+
+    async def _start_tls(self) -> None:
+        assert self._transport is not None
+        context = self._ssl_context or default_ssl_context()
+        with self._phase("tls"):
+            await self._transport.start_tls(context, self.server_hostname)
+        info = self._transport.tls_info
+        if info is not None:
+            logger.debug("TLS established: %s %s", info.version, info.cipher)
+
+    async def _starttls(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        if not conn.extensions.starttls:
+            raise StartTLSUnavailableError(
+                f"{self.host}:{self.port} does not offer STARTTLS; refusing to continue "
+                "without encryption (RFC 8314). Nothing else was sent"
+            )
+        reply = await self._command(StartTLS(), "command")
+        if reply.code != 220:
+            raise StartTLSUnavailableError(
+                f"the server refused STARTTLS ({reply}); refusing to continue without encryption"
+            )
+        await self._start_tls()
+        conn.start_tls_done()
+        await self._hello()
+
+    # -- authentication ------------------------------------------------------------
+
+    async def _authenticate(self, authenticator: Authenticator) -> None:
+        conn = self._conn
+        assert conn is not None and self._transport is not None
+        if not conn.encrypted and not self.allow_cleartext_auth:
+            raise CleartextAuthError(
+                "refusing to send credentials over an unencrypted connection; use TLS, or "
+                "pass allow_cleartext_auth=True if you really mean it"
+            )
+        offered = conn.extensions.auth
+        if not offered:
+            raise NoCompatibleMechanismError(
+                f"credentials were given but {self.host} offers no AUTH mechanism"
+            )
+        try:
+            name = select_mechanism(offered, authenticator)
+        except NoCompatibleMechanism as exc:
+            raise NoCompatibleMechanismError(str(exc)) from None
+        info = self._transport.tls_info
+        channel = ChannelInfo(
+            encrypted=conn.encrypted,
+            tls_server_end_point=info.tls_server_end_point if info else None,
+            server_hostname=self.server_hostname,
+        )
+        renew = False
+        while True:
+            mechanism = await authenticator.start(name, channel, renew=renew)
+            reply = await self._auth_exchange(mechanism.name, mechanism)
+            if reply.is_positive:
+                self.authenticated_mechanism = name
+                return
+            if authenticator.can_renew and not renew and reply.code in (334, 454, 535):
+                renew = True  # an expired OAuth token: ask the provider once for a new one
+                continue
+            raise AuthenticationError(f"authentication with {name} failed: {reply}", reply)
+
+    async def _auth_exchange(self, name: str, mechanism: Mechanism) -> Reply:
+        try:
+            reply = await self._command(Auth(name, mechanism.initial_response()), "command")
+            while reply.code == 334:
+                challenge = decode_challenge(reply)
+                try:
+                    response = mechanism.respond(challenge)
+                except SASLError as exc:
+                    cancel = await self._command(AuthCancel(), "command")
+                    raise AuthenticationError(
+                        f"authentication with {name} aborted: {exc}", cancel
+                    ) from None
+                reply = await self._command(AuthResponse(response), "command")
+            if reply.is_positive:
+                mechanism.success()
+        except SASLError as exc:
+            # The server claimed success without proving it knows the password (SCRAM).
+            raise AuthenticationError(f"authentication with {name} failed: {exc}") from None
+        except RemoteProtocolError as exc:
+            raise ProtocolViolationError(str(exc)) from None
+        return reply
+
+    # -- transactions --------------------------------------------------------------
+
+    async def _send_prepared(self, msg: PreparedMessage, dsn: DSN | None) -> SendResult:
+        conn = self._conn
+        assert conn is not None
+        ext = conn.extensions
+        if self.tls_mode is not TLSMode.INSECURE_CLEARTEXT and not conn.encrypted:
+            raise SecurityPolicyError("refusing to send mail over an unencrypted connection")
+        if ext.size and len(msg.data) > ext.size:
+            raise MessageError(
+                f"the message is {len(msg.data)} octets; the server accepts at most "
+                f"{ext.size} (RFC 1870)"
+            )
+        if dsn is not None and not ext.dsn:
+            raise MessageError("DSN options were given but the server does not offer DSN")
+        mail = Mail(
+            msg.sender,
+            size=len(msg.data) if ext.size is not None else None,
+            body="8BITMIME" if msg.eightbit and ext.eightbitmime else None,
+            smtputf8=msg.smtputf8,
+            ret=dsn.ret if dsn else None,
+            envid=dsn.envid if dsn else None,
+        )
+        rcpts = [Rcpt(r, notify=dsn.notify if dsn else (), orcpt=None) for r in msg.recipients]
+        self._transcript = []
+        try:
+            return await self._transaction(mail, rcpts, msg.data)
+        except BaseException:
+            if self._conn is not None and self._conn.state is not State.READY:
+                await self._close()
+            raise
+
+    async def _transaction(self, mail: Mail, rcpts: list[Rcpt], data: bytes) -> SendResult:
+        conn = self._conn
+        assert conn is not None
+        ext = conn.extensions
+        bdat = self.use_chunking and ext.chunking
+        envelope: list[Command] = [mail, *rcpts]
+        inline = bdat and ext.pipelining and len(data) <= INLINE_BODY
+        if inline:
+            envelope.append(Bdat(data, last=True))
+        elif not bdat:
+            envelope.append(Data())
+        replies = await self._exchange(envelope, data_sent=inline)
+        mail_reply, rcpt_replies = replies[0], replies[1 : 1 + len(rcpts)]
+        accepted = tuple(
+            r.recipient for r, rep in zip(rcpts, rcpt_replies, strict=True) if rep.is_positive
+        )
+        refused = {
+            r.recipient: rep
+            for r, rep in zip(rcpts, rcpt_replies, strict=True)
+            if not rep.is_positive
+        }
+        if not mail_reply.is_positive:
+            await self._reset_after_failure()
+            raise ReplyError.from_reply(mail_reply, f"sender refused: {mail_reply}")
+        if not accepted:
+            if len(replies) > 1 + len(rcpts) and replies[-1].code == 354:
+                await self._finish_body(b"", accepted=())  # RFC 2920 3.1: close DATA
+            await self._reset_after_failure()
+            raise RecipientsRefusedError(refused)
+        if inline:
+            final = replies[-1]
+        elif bdat:
+            final = await self._send_bdat_chunks(data, accepted)
+        else:
+            data_reply = replies[-1]
+            if data_reply.code != 354:
+                await self._reset_after_failure()
+                raise ReplyError.from_reply(data_reply, f"DATA refused: {data_reply}")
+            final = await self._finish_body(data, accepted)
+        if not final.is_positive:
+            raise ReplyError.from_reply(final, f"message refused: {final}")
+        return SendResult(mail.sender, accepted, refused, final, tuple(self._transcript))
+
+    async def _exchange(self, commands: list[Command], *, data_sent: bool) -> list[Reply]:
+        """Send commands (one write when pipelining) and read one reply for each."""
+        conn = self._conn
+        assert conn is not None
+        replies: list[Reply] = []
+        if conn.extensions.pipelining:
+            wire = b"".join(self._render(cmd) for cmd in commands)
+            await self._write(wire, "data" if data_sent else "command")
+            for _ in commands:
+                replies.append(await self._read_final_or_unknown(data_sent, replies))
+            return replies
+        for cmd in commands:
+            reply = await self._command(cmd, "command")
+            replies.append(reply)
+            if isinstance(cmd, Mail) and not reply.is_positive:
+                break
+            last_rcpt = cmd is commands[-2] and isinstance(commands[-1], Data)
+            if last_rcpt and not any(r.is_positive for r in replies[1:]):
+                break  # nobody accepted: do not even send DATA
+        return replies + [_SKIPPED] * (len(commands) - len(replies))
+
+    async def _read_final_or_unknown(self, data_sent: bool, replies: list[Reply]) -> Reply:
+        if not data_sent:
+            return await self._read_reply("command")
+        try:
+            return await self._read_reply("final_reply")
+        except (ConnectError, TimeoutError, ProtocolViolationError) as exc:
+            raise self._unknown(exc, replies) from exc
+
+    def _unknown(self, exc: Exception, replies: Sequence[Reply]) -> OutcomeUnknownError:
+        accepted = tuple(
+            r.command.recipient for r in replies if isinstance(r.command, Rcpt) and r.is_positive
+        )
+        return OutcomeUnknownError(
+            f"the connection failed after the whole message was sent and before the "
+            f"server's final reply ({exc}); the message may or may not have been queued",
+            accepted=accepted,
+        )
+
+    async def _finish_body(self, data: bytes, accepted: tuple[str, ...]) -> Reply:
+        for start in range(0, len(data), CHUNK):
+            await self._write(self._render(MessageData(data[start : start + CHUNK])), "data")
+        await self._write(self._render(EndOfData()), "data")
+        try:
+            return await self._read_reply("final_reply")
+        except (ConnectError, TimeoutError, ProtocolViolationError) as exc:
+            raise OutcomeUnknownError(
+                f"the connection failed after the end of the message and before the "
+                f"server's final reply ({exc}); the message may or may not have been queued",
+                accepted=accepted,
+            ) from exc
+
+    async def _send_bdat_chunks(self, data: bytes, accepted: tuple[str, ...]) -> Reply:
+        chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            if not last:
+                reply = await self._command(Bdat(chunk), "data")
+                if not reply.is_positive:
+                    await self._reset_after_failure()
+                    return reply
+                continue
+            await self._write(self._render(Bdat(chunk, last=True)), "data")
+            try:
+                return await self._read_reply("final_reply")
+            except (ConnectError, TimeoutError, ProtocolViolationError) as exc:
+                raise OutcomeUnknownError(
+                    f"the connection failed after the last chunk and before the server's "
+                    f"final reply ({exc}); the message may or may not have been queued",
+                    accepted=accepted,
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _reset_after_failure(self) -> None:
+        """RSET so the next transaction starts clean (RFC 5321 4.1.1.5)."""
+        conn = self._conn
+        if conn is None or conn.state is not State.READY:
+            return
+        try:
+            await self._expect_ok(Rset())
+        except SMTPError:
+            await self._close()
+
+    # -- I/O primitives ------------------------------------------------------------
+
+    def _render(self, command: Command) -> bytes:
+        assert self._conn is not None
+        try:
+            data = self._conn.send(command)
+        except LocalProtocolError as exc:
+            raise SMTPError(f"internal protocol misuse: {exc}") from exc
+        self._log("C", command.log_line())
+        return data
+
+    async def _command(self, command: Command, phase: Phase) -> Reply:
+        await self._write(self._render(command), phase)
+        return await self._read_reply(phase)
+
+    async def _expect_ok(self, command: Command) -> Reply:
+        reply = await self._command(command, "command")
+        if not reply.is_positive:
+            raise ReplyError.from_reply(reply)
+        return reply
+
+    async def _write(self, data: bytes, phase: Phase) -> None:
+        if self._transport is None:
+            raise ConnectionLostError("not connected")
+        with self._phase(phase):
+            await self._transport.send(data)
+
+    async def _read_reply(self, phase: Phase) -> Reply:
+        conn, transport = self._conn, self._transport
+        assert conn is not None and transport is not None
+        with self._phase(phase):
+            while True:
+                try:
+                    event = conn.next_event()
+                except RemoteProtocolError as exc:
+                    raise ProtocolViolationError(f"{self.host}: {exc}") from None
+                if event is NEED_DATA:
+                    conn.receive_data(await transport.receive())
+                    continue
+                if event is CONNECTION_CLOSED:
+                    raise ConnectionLostError(f"{self.host} closed the connection")
+                assert isinstance(event, Reply)
+                self._log_reply(event)
+                if event.code == 421:
+                    raise ReplyError.from_reply(
+                        event, f"the server is closing the connection: {event}"
+                    )
+                return event
+
+    @contextlib.contextmanager
+    def _phase(self, phase: Phase) -> Iterator[None]:
+        limit: float | None = getattr(self.timeouts, phase)
+        try:
+            with anyio.fail_after(limit):
+                yield
+        except builtins.TimeoutError as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            raise TimeoutError(
+                f"{phase.replace('_', ' ')} with {self.host}:{self.port} timed out after {limit} s",
+                phase=phase,
+                timeout=limit,
+            ) from None
+
+    @contextlib.contextmanager
+    def _total_deadline(self) -> Iterator[None]:
+        total = self.timeouts.total
+        try:
+            with anyio.fail_after(total):
+                yield
+        except builtins.TimeoutError as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            raise TimeoutError(
+                f"the whole operation exceeded its {total} s deadline",
+                phase="total",
+                timeout=total,
+            ) from None
+
+    def _log(self, direction: Literal["C", "S"], text: str) -> None:
+        self._transcript.append(TranscriptLine(direction, text))
+        logger.debug("%s %s: %s", self.host, direction, text)
+
+    def _log_reply(self, reply: Reply) -> None:
+        status = f"{reply.enhanced} " if reply.enhanced else ""
+        last = len(reply.lines) - 1
+        for i, line in enumerate(reply.lines):
+            sep = " " if i == last else "-"
+            self._log("S", f"{reply.code}{sep}{status}{line}".rstrip())
+
+    async def _close(self) -> None:
+        transport, self._transport = self._transport, None
+        self._conn = None
+        self.authenticated_mechanism = None
+        if transport is not None:
+            await transport.aclose()
+
+
+_SKIPPED = Reply(0, ("not sent",))
+
+
+def _local_hostname() -> str:
+    """An EHLO name: the FQDN when it is a valid domain, else an address literal."""
+    name = socket.getfqdn()
+    if name and "." in name and name.isascii() and " " not in name:
+        return name
+    return "[127.0.0.1]"
+
+
+async def send(
+    message: Message,
+    *,
+    host: str,
+    port: int,
+    username: str | None = None,
+    password: str | None = None,
+    auth: Authenticator | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    tls: TLSMode | str | None = None,
+    timeout: Timeouts | float | None = None,
+    sender: str | None = None,
+    recipients: Sequence[str] | None = None,
+    dsn: DSN | None = None,
+    allow_cleartext_auth: bool = False,
+    local_hostname: str | None = None,
+) -> SendResult:
+    """Connect, send one ``EmailMessage``, QUIT. See :class:`SMTPClient` for the options."""
+    async with SMTPClient(
+        host,
+        port,
+        tls=tls,
+        ssl_context=ssl_context,
+        username=username,
+        password=password,
+        auth=auth,
+        timeout=timeout,
+        allow_cleartext_auth=allow_cleartext_auth,
+        local_hostname=local_hostname,
+    ) as client:
+        return await client.send_message(message, sender=sender, recipients=recipients, dsn=dsn)

@@ -1,0 +1,199 @@
+"""The public exception hierarchy: one root, :class:`SMTPError`.
+
+::
+
+    SMTPError
+    ├── ConnectError                  could not reach the server (DNS, refused, reset)
+    │   └── ConnectionLostError       the server closed or reset an established connection
+    ├── TimeoutError                  a phase exceeded its timeout (a builtins.TimeoutError too)
+    ├── TLSError                      handshake or certificate failure
+    │   └── CertificateError          the certificate did not verify (CA, hostname, expiry)
+    ├── SecurityPolicyError           refused by our policy before anything unsafe happened
+    │   ├── TLSPolicyError            wrong or ambiguous TLS mode for the port (RFC 8314)
+    │   ├── StartTLSUnavailableError  STARTTLS missing or refused; nothing more was sent
+    │   └── CleartextAuthError        AUTH would go over an unencrypted channel
+    ├── ProtocolViolationError        the server broke the protocol (incl. STARTTLS injection)
+    ├── MessageError                  the message or envelope cannot be sent as given
+    ├── AuthenticationError           AUTH failed or could not be attempted
+    │   └── NoCompatibleMechanismError
+    ├── ReplyError                    the server refused a command (carries the reply)
+    │   ├── TransientReplyError       4xx: try again later
+    │   ├── PermanentReplyError       5xx: do not retry unchanged
+    │   └── RecipientsRefusedError    every recipient refused (per-recipient replies inside)
+    └── OutcomeUnknownError           the link dropped after the end of the message and before
+                                      the final reply: the message MAY have been accepted
+
+Every error that answers a server reply carries ``code``, ``enhanced`` and ``text`` (text
+with control characters escaped) and the ``command`` it answered, rendered with secrets
+redacted. No exception message ever contains a password, token or AUTH payload.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from .protocol import EnhancedStatus as EnhancedStatus
+from .protocol import Reply
+
+__all__ = [
+    "AuthenticationError",
+    "CertificateError",
+    "CleartextAuthError",
+    "ConnectError",
+    "ConnectionLostError",
+    "MessageError",
+    "NoCompatibleMechanismError",
+    "OutcomeUnknownError",
+    "PermanentReplyError",
+    "ProtocolViolationError",
+    "RecipientsRefusedError",
+    "ReplyError",
+    "SMTPError",
+    "SecurityPolicyError",
+    "StartTLSUnavailableError",
+    "TLSError",
+    "TLSPolicyError",
+    "TimeoutError",
+    "TransientReplyError",
+]
+
+
+class SMTPError(Exception):
+    """Root of every error smtpsubmit raises."""
+
+
+class ConnectError(SMTPError):
+    """The server could not be reached, or the connection broke."""
+
+
+class ConnectionLostError(ConnectError):
+    """The server closed or reset the connection in the middle of the session."""
+
+
+class TimeoutError(SMTPError, builtins.TimeoutError):
+    """A phase (connect, TLS, greeting, a command, data, final reply) timed out.
+
+    ``phase`` names it; ``timeout`` is the limit in seconds that was exceeded.
+    """
+
+    def __init__(self, message: str, *, phase: str, timeout: float | None) -> None:
+        super().__init__(message)
+        self.phase = phase
+        self.timeout = timeout
+
+
+class TLSError(SMTPError):
+    """The TLS handshake failed."""
+
+
+class CertificateError(TLSError):
+    """The server's certificate was rejected (untrusted CA, wrong host, expired)."""
+
+
+class SecurityPolicyError(SMTPError):
+    """Our security policy refused to go on; nothing unsafe was sent."""
+
+
+class TLSPolicyError(SecurityPolicyError, ValueError):
+    """The TLS mode and port do not make a safe, unambiguous choice (RFC 8314)."""
+
+
+class StartTLSUnavailableError(SecurityPolicyError):
+    """STARTTLS was required but not offered or refused; the session was closed."""
+
+
+class CleartextAuthError(SecurityPolicyError):
+    """Credentials would have crossed an unencrypted channel."""
+
+
+class ProtocolViolationError(SMTPError):
+    """The server violated the SMTP protocol; the connection was closed."""
+
+
+class MessageError(SMTPError, ValueError):
+    """The message or envelope cannot be sent as given (checked before any I/O)."""
+
+
+class ReplyError(SMTPError):
+    """The server answered a command with a failure reply."""
+
+    def __init__(self, reply: Reply, message: str | None = None) -> None:
+        self.reply = reply
+        self.code = reply.code
+        self.enhanced: EnhancedStatus | None = reply.enhanced
+        self.text = reply.text
+        self.command = reply.command.log_line() if reply.command is not None else None
+        super().__init__(message or self._describe())
+
+    def _describe(self) -> str:
+        what = f" to {self.command.split(' ')[0]}" if self.command else ""
+        status = f" {self.enhanced}" if self.enhanced else ""
+        return f"server replied {self.code}{status}{what}: {self.text}"
+
+    @staticmethod
+    def from_reply(reply: Reply, message: str | None = None) -> ReplyError:
+        """The transient or permanent subclass that fits the reply's code."""
+        cls = TransientReplyError if reply.code < 500 else PermanentReplyError
+        return cls(reply, message)
+
+
+class TransientReplyError(ReplyError):
+    """A 4xx reply: a temporary condition; retrying later may succeed."""
+
+
+class PermanentReplyError(ReplyError):
+    """A 5xx reply: retrying the same thing will fail again."""
+
+
+class RecipientsRefusedError(ReplyError):
+    """Every recipient was refused; ``refused`` maps each to its reply."""
+
+    def __init__(self, refused: Mapping[str, Reply]) -> None:
+        self.refused = MappingProxyType(dict(refused))
+        first = next(iter(self.refused.values()))
+        listed = ", ".join(f"{rcpt} ({r.code})" for rcpt, r in self.refused.items())
+        super().__init__(first, f"all recipients refused: {listed}")
+
+    @property
+    def transient(self) -> bool:
+        """True when every refusal was a 4xx (the whole send may be retried)."""
+        return all(r.code < 500 for r in self.refused.values())
+
+
+class AuthenticationError(SMTPError):
+    """Authentication failed or could not be attempted.
+
+    ``reply`` is the server's final reply when there was one (``code``/``enhanced``/
+    ``text`` mirror it): 535 5.7.8 bad credentials, 534 5.7.9 mechanism too weak,
+    538 5.7.11 encryption required, 454 4.7.0 temporary failure.
+    """
+
+    def __init__(self, message: str, reply: Reply | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply
+        self.code = reply.code if reply else None
+        self.enhanced = reply.enhanced if reply else None
+        self.text = reply.text if reply else None
+
+    @property
+    def transient(self) -> bool:
+        """True for 4xx (e.g. 454 4.7.0): retrying later may work."""
+        return self.code is not None and self.code < 500
+
+
+class NoCompatibleMechanismError(AuthenticationError):
+    """The server offers no SASL mechanism we may use with the given credentials."""
+
+
+class OutcomeUnknownError(SMTPError):
+    """The connection failed after the whole message was sent and before the final reply.
+
+    The server may or may not have queued the message; resending risks a duplicate, not
+    resending risks a loss. ``accepted`` lists the recipients the server had accepted.
+    """
+
+    def __init__(self, message: str, *, accepted: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.accepted = accepted

@@ -1,0 +1,237 @@
+"""From an ``EmailMessage`` (or raw bytes) to an envelope and the exact octets to send.
+
+Rules, each checked before any I/O:
+
+- Envelope from Sender/From and To/Cc/Bcc, or from the most recent Resent-* block when
+  the message has one (RFC 5322 3.6.6), as smtplib does; Bcc and Resent-Bcc header
+  fields are never transmitted.
+- Addresses are validated by the protocol core's RFC 5321 grammar, never by
+  ``email.utils.parseaddr`` alone. A non-ASCII address needs SMTPUTF8 (RFC 6531); without
+  it a non-ASCII domain is converted with IDNA 2008/UTS 46 (``idna``) and a non-ASCII
+  local part is an error.
+- 8-bit content uses BODY=8BITMIME when offered (RFC 6152); otherwise an EmailMessage is
+  re-encoded to 7 bit and raw bytes are refused.
+- A header value that would start a new header field (CR/LF injection) is refused; so
+  are raw lines over 998 octets (RFC 5321 4.5.3.1.6).
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from email.generator import BytesGenerator
+from email.message import EmailMessage, Message
+from io import BytesIO
+
+import idna
+
+from ._errors import MessageError
+from .protocol import MAX_TEXT_LINE, Extensions, LocalProtocolError, validate_address
+
+__all__ = ["Envelope", "PreparedMessage", "envelope_from", "prepare_address", "serialize"]
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
+_LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_TEXT_LINE + 1))
+_STRIPPED = (b"bcc", b"resent-bcc")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The SMTP envelope: reverse-path and forward-paths (RFC 5321 2.3.1)."""
+
+    sender: str
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    """What a transaction sends: addresses as they go on the wire, and the content."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    smtputf8: bool
+    eightbit: bool
+
+
+def _addresses(msg: Message, name: str) -> list[str]:
+    values = msg.get_all(name) or []
+    found: list[str] = []
+    for value in values:
+        addresses = getattr(value, "addresses", None)
+        if addresses is not None:  # EmailMessage with a modern policy: parsed headers
+            found.extend(a.addr_spec for a in addresses if a.addr_spec and a.addr_spec != "<>")
+        else:
+            found.extend(addr for _, addr in email.utils.getaddresses([str(value)]) if addr)
+    return found
+
+
+def envelope_from(msg: Message) -> Envelope:
+    """The envelope smtplib's ``send_message`` would build (RFC 5322 3.6.6 for Resent-*)."""
+    resent = msg.get_all("Resent-Date")
+    prefix = "Resent-" if resent else ""
+    if resent and len(resent) > 1:
+        # Which Resent-To belongs to which block is not knowable from the fields alone.
+        raise MessageError(
+            "the message has more than one Resent- block; pass the envelope explicitly"
+        )
+    senders = _addresses(msg, prefix + "Sender") or _addresses(msg, prefix + "From")
+    if not senders:
+        raise MessageError(f"the message has no {prefix}From or {prefix}Sender address")
+    recipients: list[str] = []
+    for name in ("To", "Cc", "Bcc"):
+        for address in _addresses(msg, prefix + name):
+            if address not in recipients:
+                recipients.append(address)
+    if not recipients:
+        raise MessageError(f"the message has no {prefix}To, {prefix}Cc or {prefix}Bcc address")
+    return Envelope(senders[0], tuple(recipients))
+
+
+def prepare_address(address: str, extensions: Extensions, *, what: str) -> tuple[str, bool]:
+    """Validate an address for this server; return it as sent and whether it needs SMTPUTF8."""
+    if what == "sender" and address == "":
+        return address, False
+    try:
+        validate_address(address, what=what)
+    except LocalProtocolError as exc:
+        raise MessageError(str(exc)) from None
+    if address.isascii():
+        return address, False
+    if extensions.smtputf8:
+        return address, True
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise MessageError(
+            f"{what} {address!r} has a non-ASCII local part and the server does not "
+            "offer SMTPUTF8 (RFC 6531)"
+        )
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise MessageError(f"{what} domain {domain!r} is not a valid IDN: {exc}") from None
+    return f"{local}@{ascii_domain}", False
+
+
+def _strip_and_check_headers(data: bytes, expected_fields: int | None) -> bytes:
+    match = _HEADER_END.search(data)
+    head_end = match.start() if match else len(data)
+    head, rest = data[:head_end], data[head_end:]
+    kept: list[bytes] = []
+    fields = 0
+    skipping = False
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if not skipping:
+                kept.append(line)
+            continue
+        if not _FIELD_NAME.match(line):
+            raise MessageError(f"malformed header line: {line[:60]!r}")
+        fields += 1
+        skipping = line.split(b":", 1)[0].strip().lower() in _STRIPPED
+        if not skipping:
+            kept.append(line)
+    if expected_fields is not None and fields > expected_fields:
+        raise MessageError(
+            "a header value contains a line break that would start a new header field "
+            "(header injection); refusing to send"
+        )
+    return b"".join(kept) + rest
+
+
+def _generate(msg: Message, *, utf8: bool, cte_7bit: bool) -> bytes:
+    base = msg.policy if isinstance(msg, EmailMessage) else email.policy.SMTP
+    policy = base.clone(linesep="\r\n")
+    if isinstance(policy, email.policy.EmailPolicy):
+        policy = policy.clone(utf8=utf8)
+    if cte_7bit:
+        policy = policy.clone(cte_type="7bit")
+    out = BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=policy).flatten(msg, linesep="\r\n")
+    return out.getvalue()
+
+
+def serialize(msg: Message, extensions: Extensions, *, smtputf8: bool) -> tuple[bytes, bool]:
+    """Bytes to send for ``msg`` (Bcc stripped) and whether they are 8-bit.
+
+    With SMTPUTF8 in use, headers may carry UTF-8 (RFC 6532); without 8BITMIME an 8-bit
+    body is re-encoded to 7 bit, or refused when it cannot be.
+    """
+    data = _generate(msg, utf8=smtputf8, cte_7bit=False)
+    eightbit = not data.isascii()
+    if eightbit and not extensions.eightbitmime and not smtputf8:
+        data = _generate(msg, utf8=False, cte_7bit=True)
+        eightbit = not data.isascii()
+        if eightbit:
+            raise MessageError(
+                "the message has 8-bit content that cannot be re-encoded to 7 bit and the "
+                "server does not offer 8BITMIME"
+            )
+    data = _strip_and_check_headers(data, len(msg.keys()))
+    check_line_lengths(data)
+    return data, eightbit
+
+
+def check_line_lengths(data: bytes) -> None:
+    """Refuse lines over 998 octets (RFC 5321 4.5.3.1.6) before any I/O."""
+    match = _LONG_LINE.search(data)
+    if match:
+        line_no = data.count(b"\n", 0, match.start()) + 1
+        raise MessageError(
+            f"line {line_no} is longer than {MAX_TEXT_LINE} octets (RFC 5321 4.5.3.1.6); "
+            "encode the content (quoted-printable or base64) first"
+        )
+
+
+def prepare_raw(
+    sender: str,
+    recipients: Sequence[str] | str,
+    data: bytes,
+    extensions: Extensions,
+    *,
+    allow_binary: bool = False,
+) -> PreparedMessage:
+    """Check an envelope and raw RFC 5322 bytes for this server."""
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    if not recipients:
+        raise MessageError("no recipients")
+    sent_sender, utf8 = prepare_address(sender, extensions, what="sender")
+    sent_rcpts = []
+    for rcpt in recipients:
+        sent, needs = prepare_address(rcpt, extensions, what="recipient")
+        utf8 = utf8 or needs
+        sent_rcpts.append(sent)
+    eightbit = not data.isascii()
+    if eightbit and not (extensions.eightbitmime or utf8 or allow_binary):
+        raise MessageError(
+            "the message has 8-bit content and the server does not offer 8BITMIME; "
+            "encode it to 7 bit (e.g. quoted-printable) first"
+        )
+    if not allow_binary:
+        check_line_lengths(data)
+    return PreparedMessage(sent_sender, tuple(_unique(sent_rcpts)), data, utf8, eightbit)
+
+
+def prepare_message(
+    msg: Message,
+    extensions: Extensions,
+    *,
+    sender: str | None = None,
+    recipients: Sequence[str] | None = None,
+) -> PreparedMessage:
+    """Envelope and bytes for an ``EmailMessage`` on this server."""
+    envelope = envelope_from(msg)
+    env_sender = envelope.sender if sender is None else sender
+    env_rcpts = envelope.recipients if recipients is None else tuple(recipients)
+    checked = prepare_raw(env_sender, env_rcpts, b"", extensions)
+    data, eightbit = serialize(msg, extensions, smtputf8=checked.smtputf8)
+    return PreparedMessage(checked.sender, checked.recipients, data, checked.smtputf8, eightbit)
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))

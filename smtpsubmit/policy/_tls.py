@@ -1,0 +1,71 @@
+"""RFC 8314 TLS policy: which TLS mode a port means, and the default SSL context.
+
+RFC 8314 3.3 makes implicit TLS on port 465 the preferred way to submit mail; 587 is
+the submission port where STARTTLS (RFC 3207) must succeed before AUTH or mail. Any other
+port is ambiguous, so the caller has to say what it wants. Cleartext exists only under a
+name that says what it is.
+"""
+
+from __future__ import annotations
+
+import enum
+import ssl
+
+import certifi
+
+from .._errors import TLSPolicyError
+
+__all__ = ["TLSMode", "default_ssl_context", "resolve_tls_mode"]
+
+IMPLICIT_TLS_PORT = 465
+SUBMISSION_PORT = 587
+
+
+class TLSMode(enum.Enum):
+    """How the connection is protected."""
+
+    #: TLS from the first byte (RFC 8314 3.3); the port-465 way.
+    IMPLICIT = "implicit"
+    #: Plain TCP upgraded by STARTTLS, which must succeed (RFC 3207); the port-587 way.
+    STARTTLS = "starttls"
+    #: No encryption at all. Mail content crosses the network readable by anyone on the
+    #: path; AUTH still needs ``allow_cleartext_auth=True`` on top of this.
+    INSECURE_CLEARTEXT = "insecure-cleartext"
+
+
+def resolve_tls_mode(port: int, tls: TLSMode | str | None) -> TLSMode:
+    """Pick the mode for ``port`` (``tls=None``) or check an explicit one against it."""
+    if isinstance(tls, str):
+        try:
+            tls = TLSMode(tls)
+        except ValueError:
+            choices = ", ".join(repr(m.value) for m in TLSMode)
+            raise TLSPolicyError(f"unknown TLS mode {tls!r}; use one of {choices}") from None
+    if tls is None:
+        if port == IMPLICIT_TLS_PORT:
+            return TLSMode.IMPLICIT
+        if port == SUBMISSION_PORT:
+            return TLSMode.STARTTLS
+        raise TLSPolicyError(
+            f"port {port} has no standard TLS mode: pass tls=TLSMode.IMPLICIT (like port "
+            "465), tls=TLSMode.STARTTLS (like port 587) or, only if you accept that mail "
+            "crosses the network unencrypted, tls=TLSMode.INSECURE_CLEARTEXT (RFC 8314)"
+        )
+    if port == SUBMISSION_PORT and tls is TLSMode.IMPLICIT:
+        raise TLSPolicyError(
+            "port 587 is the STARTTLS submission port (RFC 6409, RFC 8314 3.3); implicit "
+            "TLS is port 465. Use port 465, or tls=TLSMode.STARTTLS on 587"
+        )
+    if port == IMPLICIT_TLS_PORT and tls is not TLSMode.IMPLICIT:
+        raise TLSPolicyError(
+            f"port 465 is implicit TLS (RFC 8314 3.3); {tls.value} there would not "
+            "connect. Use tls=TLSMode.IMPLICIT (the default for 465), or port 587 for STARTTLS"
+        )
+    return tls
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """Certificates verified against certifi's bundle, hostname checked, TLS 1.2 or later."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context

@@ -1,0 +1,208 @@
+"""SMTP reply parsing (RFC 5321 4.2) with enhanced status codes (RFC 3463, RFC 2034).
+
+Theory of operation:
+
+- :class:`ReplyParser` only buffers in :meth:`~ReplyParser.feed` and parses in
+  :meth:`~ReplyParser.next_reply`, which returns a complete :class:`Reply` or ``None``
+  when more bytes are needed.
+- Memory is bounded no matter what the server sends: a line longer than ``max_line``
+  octets, or a reply with more than ``max_reply`` octets in total, is a
+  :class:`RemoteProtocolError` as soon as the limit is crossed, without waiting for the
+  line to end.
+- Every line of a multi-line reply must carry the same code (RFC 5321 4.2.1); the code
+  must match the grammar ``%x32-35 %x30-35 %x30-39``.
+- Reply text is decoded as UTF-8 (invalid bytes escaped) and control characters are
+  escaped as ``\\xNN``, so text from a hostile server is always safe to print or log.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ._errors import RemoteProtocolError
+
+if TYPE_CHECKING:
+    from ._commands import Command
+
+__all__ = ["EnhancedStatus", "Reply", "ReplyParser"]
+
+#: RFC 5321 4.5.3.1.5 sets 512 octets per reply line; real servers exceed it a little.
+DEFAULT_MAX_LINE = 4096
+DEFAULT_MAX_REPLY = 65536
+
+_CODE = re.compile(rb"[2-5][0-5][0-9]")
+_ENHANCED = re.compile(r"([245])\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})(?: |$)")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _escape_controls(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+@dataclass(frozen=True, order=True)
+class EnhancedStatus:
+    """An RFC 3463 enhanced status code ``class.subject.detail``, e.g. ``5.1.1``."""
+
+    klass: int
+    subject: int
+    detail: int
+
+    @classmethod
+    def parse(cls, text: str) -> EnhancedStatus:
+        """Parse ``"5.7.8"``; raises ``ValueError`` when malformed."""
+        match = _ENHANCED.fullmatch(text)
+        if match is None:
+            raise ValueError(f"not an enhanced status code: {text!r}")
+        return cls(int(match[1]), int(match[2]), int(match[3]))
+
+    def __str__(self) -> str:
+        return f"{self.klass}.{self.subject}.{self.detail}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One complete server reply.
+
+    ``lines`` holds the text of each line without the code, separator and enhanced
+    status; ``enhanced`` is the enhanced status of the first line when the server
+    advertised ENHANCEDSTATUSCODES (RFC 2034) and the line carries one. ``command`` is
+    the command this reply answers (``None`` for the greeting and unsolicited replies).
+    """
+
+    code: int
+    lines: tuple[str, ...] = ("",)
+    enhanced: EnhancedStatus | None = None
+    command: Command | None = field(default=None, compare=False)
+
+    @property
+    def text(self) -> str:
+        """All lines joined with newlines (control characters already escaped)."""
+        return "\n".join(self.lines)
+
+    @property
+    def is_positive(self) -> bool:
+        """2xx: the command succeeded."""
+        return 200 <= self.code < 300
+
+    @property
+    def is_intermediate(self) -> bool:
+        """3xx: the server waits for more (354 for DATA, 334 for AUTH)."""
+        return 300 <= self.code < 400
+
+    @property
+    def is_transient(self) -> bool:
+        """4xx: temporary failure; the same command may succeed later."""
+        return 400 <= self.code < 500
+
+    @property
+    def is_permanent(self) -> bool:
+        """5xx: permanent failure."""
+        return self.code >= 500
+
+    def __str__(self) -> str:
+        status = f" {self.enhanced}" if self.enhanced else ""
+        return f"{self.code}{status} {self.text}".rstrip()
+
+
+class ReplyParser:
+    """Incremental parser of server replies with hard size bounds.
+
+    ``enhanced_status_codes`` may be switched on once the server advertised
+    ENHANCEDSTATUSCODES; it affects replies parsed after the switch.
+    """
+
+    def __init__(
+        self, *, max_line: int = DEFAULT_MAX_LINE, max_reply: int = DEFAULT_MAX_REPLY
+    ) -> None:
+        self.max_line = max_line
+        self.max_reply = max_reply
+        self.enhanced_status_codes = False
+        self._buffer = bytearray()
+        self._lines: list[bytes] = []
+        self._reply_size = 0
+        self._code: bytes | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Octets received and not yet consumed by a complete reply."""
+        return len(self._buffer) + self._reply_size
+
+    @property
+    def in_reply(self) -> bool:
+        """True when some bytes of an unfinished reply have been received."""
+        return bool(self._buffer) or bool(self._lines)
+
+    def feed(self, data: bytes) -> None:
+        """Buffer received bytes; parsing happens in :meth:`next_reply`."""
+        self._buffer += data
+
+    def next_reply(self) -> Reply | None:
+        """Return the next complete reply, or ``None`` if more bytes are needed."""
+        while True:
+            end = self._buffer.find(b"\n", 0, self.max_line + 1)
+            if end < 0:
+                if len(self._buffer) > self.max_line:
+                    raise RemoteProtocolError(f"reply line longer than {self.max_line} octets")
+                return None
+            raw = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            self._reply_size += end + 1
+            if self._reply_size > self.max_reply:
+                raise RemoteProtocolError(f"reply longer than {self.max_reply} octets")
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            final = self._check_line(raw)
+            self._lines.append(raw)
+            if final:
+                return self._finish()
+
+    def _check_line(self, raw: bytes) -> bool:
+        code = raw[:3]
+        if not _CODE.fullmatch(code):
+            raise RemoteProtocolError(f"malformed reply line: {_preview(raw)}")
+        if self._code is not None and code != self._code:
+            raise RemoteProtocolError(
+                f"multi-line reply changed code from {self._code.decode()} to {code.decode()}"
+            )
+        self._code = code
+        sep = raw[3:4]
+        if sep == b"-":
+            return False
+        if sep in (b" ", b""):
+            return True
+        raise RemoteProtocolError(f"malformed reply line: {_preview(raw)}")
+
+    def _finish(self) -> Reply:
+        assert self._code is not None
+        code = int(self._code)
+        texts = [
+            _escape_controls(line[4:].decode("utf-8", "backslashreplace")) for line in self._lines
+        ]
+        self._lines = []
+        self._code = None
+        self._reply_size = 0
+        enhanced = None
+        if self.enhanced_status_codes:
+            enhanced, texts = _split_enhanced(code, texts)
+        return Reply(code=code, lines=tuple(texts), enhanced=enhanced)
+
+
+def _split_enhanced(code: int, texts: list[str]) -> tuple[EnhancedStatus | None, list[str]]:
+    """Take the RFC 3463 status off each line; its class must match the reply's (RFC 3463 2)."""
+    match = _ENHANCED.match(texts[0])
+    if match is None or int(match[1]) != code // 100:
+        return None, texts
+    status = EnhancedStatus(int(match[1]), int(match[2]), int(match[3]))
+    prefix = str(status)
+    stripped = []
+    for text in texts:
+        if text.startswith(prefix):
+            text = text[len(prefix) :].removeprefix(" ")
+        stripped.append(text)
+    return status, stripped
+
+
+def _preview(raw: bytes) -> str:
+    return _escape_controls(raw[:40].decode("utf-8", "backslashreplace"))
