@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Literal
 
 import anyio
+import anyio.to_thread
 
 from ._errors import (
     AuthenticationError,
@@ -48,7 +49,13 @@ from ._errors import (
     StartTLSUnavailableError,
     TimeoutError,
 )
-from ._message import PreparedMessage, prepare_message, prepare_raw
+from ._message import (
+    PreparedMessage,
+    check_envelope,
+    envelope_from,
+    prepare_message,
+    prepare_raw,
+)
 from ._results import SendResult, TranscriptLine
 from .auth import (
     Authenticator,
@@ -58,6 +65,7 @@ from .auth import (
     PasswordAuth,
     SASLError,
     select_mechanism,
+    tls_server_end_point,
 )
 from .policy import Timeouts, TLSMode, default_ssl_context, resolve_tls_mode
 from .protocol import (
@@ -95,9 +103,10 @@ logger = logging.getLogger("smtpsubmit")
 
 #: Bodies up to this size ride in the same write as the envelope with BDAT LAST.
 INLINE_BODY = 1 << 20
+#: RFC 4954 4: an AUTH command line may be up to 12288 octets.
+MAX_AUTH_LINE = 12288
 #: Size of each BDAT chunk and of each write of a DATA body.
 CHUNK = 1 << 20
-_USABLE = (State.READY,)
 Phase = Literal["connect", "tls", "greeting", "command", "data", "final_reply"]
 TransportFactory = Callable[[], Awaitable[Transport]]
 
@@ -195,7 +204,7 @@ class SMTPClient:
     @property
     def is_connected(self) -> bool:
         """True when a session is open and ready for a transaction."""
-        return self._conn is not None and self._conn.state in _USABLE
+        return _idle(self._conn)
 
     @property
     def extensions(self) -> Extensions:
@@ -226,6 +235,11 @@ class SMTPClient:
         Raises :class:`RecipientsRefusedError` when nobody was accepted; a partial refusal
         is reported in ``SendResult.refused``.
         """
+        envelope = envelope_from(message)
+        check_envelope(
+            envelope.sender if sender is None else sender,
+            envelope.recipients if recipients is None else recipients,
+        )
         async with self._lock:
             with self._total_deadline():
                 await self._ensure_connected()
@@ -246,6 +260,7 @@ class SMTPClient:
         """Send raw RFC 5322 bytes to an explicit envelope (``sender=""``: null path)."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError("data must be bytes; encode text first or use send_message()")
+        check_envelope(sender, recipients)
         async with self._lock:
             with self._total_deadline():
                 await self._ensure_connected()
@@ -263,7 +278,7 @@ class SMTPClient:
         """Say QUIT politely and close; never raises."""
         async with self._lock:
             conn, transport = self._conn, self._transport
-            if conn is not None and transport is not None and conn.state in _USABLE:
+            if transport is not None and _idle(conn):
                 with contextlib.suppress(SMTPError), anyio.move_on_after(5, shield=True):
                     await self._command(Quit(), "command")
             await self._close()
@@ -362,35 +377,50 @@ class SMTPClient:
             raise NoCompatibleMechanismError(
                 f"credentials were given but {self.host} offers no AUTH mechanism"
             )
-        try:
-            name = select_mechanism(offered, authenticator)
-        except NoCompatibleMechanism as exc:
-            raise NoCompatibleMechanismError(str(exc)) from None
         info = self._transport.tls_info
         channel = ChannelInfo(
             encrypted=conn.encrypted,
-            tls_server_end_point=info.tls_server_end_point if info else None,
+            tls_server_end_point=_channel_binding(info),
             server_hostname=self.server_hostname,
         )
+        try:
+            name = select_mechanism(offered, authenticator, channel=channel)
+        except NoCompatibleMechanism as exc:
+            raise NoCompatibleMechanismError(str(exc)) from None
         renew = False
         while True:
-            mechanism = await authenticator.start(name, channel, renew=renew)
-            reply = await self._auth_exchange(mechanism.name, mechanism)
+            try:
+                mechanism = await authenticator.start(name, channel, renew=renew)
+            except SASLError as exc:  # e.g. credentials that SASLprep refuses
+                raise AuthenticationError(f"cannot authenticate with {name}: {exc}") from None
+            reply = await self._auth_exchange(name, mechanism)
             if reply.is_positive:
                 self.authenticated_mechanism = name
                 return
-            if authenticator.can_renew and not renew and reply.code in (334, 454, 535):
+            if authenticator.can_renew and not renew and reply.code in (454, 535):
                 renew = True  # an expired OAuth token: ask the provider once for a new one
                 continue
             raise AuthenticationError(f"authentication with {name} failed: {reply}", reply)
 
     async def _auth_exchange(self, name: str, mechanism: Mechanism) -> Reply:
+        """Run one SASL exchange (RFC 4954 4); return the server's final reply."""
+        initial = mechanism.initial_response()
+        held_back = None
+        if initial is not None and 4 * (len(initial) + 2) // 3 + len(name) + 8 > MAX_AUTH_LINE:
+            held_back, initial = initial, None  # too long for the AUTH line: send it at 334
+        # SCRAM's PBKDF2 may take long (a server picks the iteration count): not on the loop.
+        slow = name.startswith("SCRAM-")
         try:
-            reply = await self._command(Auth(name, mechanism.initial_response()), "command")
+            reply = await self._command(Auth(name, initial), "command")
             while reply.code == 334:
                 challenge = decode_challenge(reply)
                 try:
-                    response = mechanism.respond(challenge)
+                    if held_back is not None:
+                        response, held_back = held_back, None
+                    elif slow:
+                        response = await anyio.to_thread.run_sync(mechanism.respond, challenge)
+                    else:
+                        response = mechanism.respond(challenge)
                 except SASLError as exc:
                     cancel = await self._command(AuthCancel(), "command")
                     raise AuthenticationError(
@@ -401,6 +431,7 @@ class SMTPClient:
                 mechanism.success()
         except SASLError as exc:
             # The server claimed success without proving it knows the password (SCRAM).
+            await self._close()
             raise AuthenticationError(f"authentication with {name} failed: {exc}") from None
         except RemoteProtocolError as exc:
             raise ProtocolViolationError(str(exc)) from None
@@ -434,8 +465,8 @@ class SMTPClient:
         try:
             return await self._transaction(mail, rcpts, msg.data)
         except BaseException:
-            if self._conn is not None and self._conn.state is not State.READY:
-                await self._close()
+            if not _idle(self._conn):
+                await self._close()  # half a transaction on the wire: nobody may reuse it
             raise
 
     async def _transaction(self, mail: Mail, rcpts: list[Rcpt], data: bytes) -> SendResult:
@@ -556,8 +587,7 @@ class SMTPClient:
 
     async def _reset_after_failure(self) -> None:
         """RSET so the next transaction starts clean (RFC 5321 4.1.1.5)."""
-        conn = self._conn
-        if conn is None or conn.state is not State.READY:
+        if not _idle(self._conn):
             return
         try:
             await self._expect_ok(Rset())
@@ -663,6 +693,21 @@ class SMTPClient:
 
 
 _SKIPPED = Reply(0, ("not sent",))
+
+
+def _idle(conn: ClientConnection | None) -> bool:
+    """Ready for a new transaction: READY with no reply outstanding."""
+    return conn is not None and conn.state is State.READY and not conn.in_flight
+
+
+def _channel_binding(info: TLSInfo | None) -> bytes | None:
+    """RFC 5929 tls-server-end-point data for SCRAM-*-PLUS, when the certificate allows."""
+    if info is None or not info.peer_certificate:
+        return None
+    try:
+        return tls_server_end_point(info.peer_certificate)
+    except ValueError:
+        return None
 
 
 def _local_hostname() -> str:

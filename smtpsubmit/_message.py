@@ -31,7 +31,15 @@ import idna
 from ._errors import MessageError
 from .protocol import MAX_TEXT_LINE, Extensions, LocalProtocolError, validate_address
 
-__all__ = ["Envelope", "PreparedMessage", "envelope_from", "prepare_address", "serialize"]
+__all__ = [
+    "Envelope",
+    "PreparedMessage",
+    "check_envelope",
+    "envelope_from",
+    "prepare_message",
+    "prepare_raw",
+    "serialize",
+]
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
@@ -90,6 +98,21 @@ def envelope_from(msg: Message) -> Envelope:
     if not recipients:
         raise MessageError(f"the message has no {prefix}To, {prefix}Cc or {prefix}Bcc address")
     return Envelope(senders[0], tuple(recipients))
+
+
+def check_envelope(sender: str, recipients: Sequence[str] | str) -> None:
+    """Syntax-check an envelope before any I/O (the server's extensions come later)."""
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    if not recipients:
+        raise MessageError("no recipients")
+    try:
+        if sender:
+            validate_address(sender, what="sender")
+        for rcpt in recipients:
+            validate_address(rcpt, what="recipient")
+    except LocalProtocolError as exc:
+        raise MessageError(str(exc)) from None
 
 
 def prepare_address(address: str, extensions: Extensions, *, what: str) -> tuple[str, bool]:

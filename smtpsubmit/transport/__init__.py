@@ -1,7 +1,6 @@
 """Transports: how bytes reach the server (TCP, TLS, Unix socket, your own stream)."""
 
 from ._base import AnyIOTransport, TLSInfo, Transport, connect_tcp, connect_unix, map_errors
-from ._channel_binding import tls_server_end_point
 
 __all__ = [
     "AnyIOTransport",
@@ -10,5 +9,4 @@ __all__ = [
     "connect_tcp",
     "connect_unix",
     "map_errors",
-    "tls_server_end_point",
 ]

@@ -19,7 +19,6 @@ import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from .._errors import CertificateError, ConnectError, ConnectionLostError, TLSError
-from ._channel_binding import tls_server_end_point
 
 __all__ = ["AnyIOTransport", "TLSInfo", "Transport", "map_errors"]
 
@@ -28,12 +27,11 @@ READ_SIZE = 65536
 
 @dataclass(frozen=True)
 class TLSInfo:
-    """What was negotiated: protocol version, cipher, and RFC 5929 channel binding data."""
+    """What was negotiated: protocol version, cipher and the server's DER certificate."""
 
     version: str | None
     cipher: str | None
     peer_certificate: bytes | None = field(repr=False)
-    tls_server_end_point: bytes | None = field(repr=False)
 
 
 class Transport(abc.ABC):
@@ -130,7 +128,6 @@ class AnyIOTransport(Transport):
             version=ssl_object.version(),
             cipher=cipher[0] if cipher else None,
             peer_certificate=cert,
-            tls_server_end_point=tls_server_end_point(cert) if cert else None,
         )
 
 
