@@ -1,0 +1,1 @@
+"""Tests for smtpsubmit.auth; a package so that test modules can import conftest helpers."""
