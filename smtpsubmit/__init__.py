@@ -9,6 +9,7 @@ certificates, no credentials or mail in cleartext unless explicitly allowed.
 """
 
 from ._client import DSN, SMTPClient, send
+from ._pool import SMTPPool
 from ._errors import (
     AuthenticationError,
     CertificateError,
@@ -58,6 +59,7 @@ __all__ = [
     "ReplyError",
     "SMTPClient",
     "SMTPError",
+    "SMTPPool",
     "SecurityPolicyError",
     "SendResult",
     "StartTLSUnavailableError",

@@ -179,6 +179,9 @@ class SMTPClient:
         self._lock = anyio.Lock()
         self._transcript: list[TranscriptLine] = []
         self.authenticated_mechanism: str | None = None
+        #: Messages accepted on the current connection, and when it was opened (anyio clock).
+        self.messages_sent = 0
+        self.connected_at: float | None = None
 
     def __repr__(self) -> str:
         state = self._conn.state.name if self._conn else "DISCONNECTED"
@@ -303,6 +306,8 @@ class SMTPClient:
     async def _open(self) -> None:
         mode = self.tls_mode
         self._transcript = []
+        self.messages_sent = 0
+        self.connected_at = anyio.current_time()
         with self._phase("connect"):
             if self._transport_factory is not None:
                 transport = await self._transport_factory()
@@ -510,6 +515,7 @@ class SMTPClient:
             final = await self._finish_body(data, accepted)
         if not final.is_positive:
             raise ReplyError.from_reply(final, f"message refused: {final}")
+        self.messages_sent += 1
         return SendResult(mail.sender, accepted, refused, final, tuple(self._transcript))
 
     async def _exchange(self, commands: list[Command], *, data_sent: bool) -> list[Reply]:
@@ -688,6 +694,7 @@ class SMTPClient:
         transport, self._transport = self._transport, None
         self._conn = None
         self.authenticated_mechanism = None
+        self.connected_at = None
         if transport is not None:
             await transport.aclose()
 

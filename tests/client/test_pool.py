@@ -1,0 +1,118 @@
+"""SMTPPool: bounded sharing, recycling, eviction, cancellation."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+import smtpsubmit
+from smtpsubmit.testing import FakeSMTPServer, Fault, Mode
+
+pytestmark = pytest.mark.anyio
+
+
+def pool_for(server: FakeSMTPServer, **options: object) -> smtpsubmit.SMTPPool:
+    return smtpsubmit.SMTPPool(
+        server.host,
+        server.port,
+        tls="implicit",
+        ssl_context=server.client_ssl_context(),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def client_verbs(server: FakeSMTPServer) -> list[str]:
+    return [e.line.split(" ")[0] for t in server.transcripts for e in t if e.direction == "client"]
+
+
+async def test_many_tasks_share_at_most_max_connections() -> None:
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        async with pool_for(server, max_connections=3) as pool:
+            results: list[smtpsubmit.SendResult] = []
+
+            async def one(i: int) -> None:
+                results.append(await pool.sendmail("a@example.com", [f"r{i}@example.com"], b"x"))
+
+            async with anyio.create_task_group() as tg:
+                for i in range(20):
+                    tg.start_soon(one, i)
+            stats = pool.stats
+        await server.wait_for_messages(20)
+        delivered = sorted(m.recipients[0].address for m in server.messages)
+        connections = len(server.transcripts)
+    assert len(results) == 20
+    assert stats["in_use"] == 0
+    assert 1 <= stats["idle"] <= 3
+    assert delivered == sorted(f"r{i}@example.com" for i in range(20))
+    assert connections <= 3
+
+
+async def test_connections_are_recycled_after_max_messages() -> None:
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        async with pool_for(server, max_connections=1, max_messages_per_connection=2) as pool:
+            for _ in range(6):
+                await pool.sendmail("a@example.com", ["b@example.com"], b"x")
+        connections = len(server.transcripts)
+        quits = client_verbs(server).count("QUIT")
+    assert connections == 3
+    assert quits == 3
+
+
+async def test_health_check_sends_noop_before_reuse() -> None:
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        async with pool_for(server, max_connections=1, health_check_after=0) as pool:
+            await pool.sendmail("a@example.com", ["b@example.com"], b"x")
+            await pool.sendmail("a@example.com", ["b@example.com"], b"y")
+        verbs = client_verbs(server)
+    mails = [i for i, verb in enumerate(verbs) if verb == "MAIL"]
+    assert verbs.count("NOOP") == 1
+    assert mails[0] < verbs.index("NOOP") < mails[1]
+
+
+async def test_421_on_a_reused_connection_evicts_it_and_retries_on_a_fresh_one() -> None:
+    fault = Fault.shutdown_421("MAIL", nth=2)
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, faults=(fault,)) as server:
+        async with pool_for(server, max_connections=1, health_check_after=None) as pool:
+            await pool.sendmail("a@example.com", ["b@example.com"], b"first")
+            result = await pool.sendmail("a@example.com", ["b@example.com"], b"second")
+        await server.wait_for_messages(2)
+        data = [m.data for m in server.messages]
+        connections = len(server.transcripts)
+    assert result.accepted == ("b@example.com",)
+    assert data == [b"first", b"second"]
+    assert connections == 2
+
+
+async def test_permanent_failures_are_not_retried() -> None:
+    fault = Fault.reply("MAIL", code=550, text="no")
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, faults=(fault,)) as server:
+        async with pool_for(server) as pool:
+            with pytest.raises(smtpsubmit.PermanentReplyError):
+                await pool.sendmail("a@example.com", ["b@example.com"], b"x")
+        assert client_verbs(server).count("MAIL") == 1
+
+
+async def test_cancellation_never_returns_a_half_used_connection() -> None:
+    fault = Fault.delay("RCPT", seconds=30)
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, faults=(fault,)) as server:
+        async with pool_for(server, max_connections=1) as pool:
+            with anyio.move_on_after(0.3):
+                await pool.sendmail("a@example.com", ["b@example.com"], b"x")
+            assert pool.stats == {"idle": 0, "in_use": 0}
+            result = await pool.sendmail("a@example.com", ["b@example.com"], b"y")
+        connections = len(server.transcripts)
+    assert result.accepted == ("b@example.com",)
+    assert connections == 2
+
+
+async def test_closed_pool_refuses_new_work() -> None:
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        pool = pool_for(server)
+        await pool.aclose()
+        with pytest.raises(smtpsubmit.SMTPError, match="closed"):
+            await pool.sendmail("a@example.com", ["b@example.com"], b"x")
+
+
+def test_pool_checks_tls_policy_at_construction() -> None:
+    with pytest.raises(smtpsubmit.TLSPolicyError):
+        smtpsubmit.SMTPPool("mail.example", 2525)
