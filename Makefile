@@ -8,7 +8,10 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint interop bench clean
 
 $(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
+	@# Debian's python3 needs python3-venv for `-m venv`; install it when we are root.
+	$(PY) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && \
+		rm -rf $(VENV) && $(PY) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,dev,interop]'
 	touch $(STAMP)

@@ -9,7 +9,6 @@ certificates, no credentials or mail in cleartext unless explicitly allowed.
 """
 
 from ._client import DSN, SMTPClient, send
-from ._pool import SMTPPool
 from ._errors import (
     AuthenticationError,
     CertificateError,
@@ -31,6 +30,7 @@ from ._errors import (
     TLSPolicyError,
     TransientReplyError,
 )
+from ._pool import SMTPPool
 from ._results import SendResult, TranscriptLine
 from .auth import Authenticator, OAuth2Auth, PasswordAuth
 from .policy import Timeouts, TLSMode
