@@ -24,7 +24,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from types import TracebackType
@@ -33,6 +33,7 @@ from typing import Literal
 import anyio
 import anyio.to_thread
 
+from ._batch import Pending, run_data_chain, run_window
 from ._errors import (
     AuthenticationError,
     CleartextAuthError,
@@ -178,6 +179,7 @@ class SMTPClient:
         self._conn: ClientConnection | None = None
         self._lock = anyio.Lock()
         self._transcript: list[TranscriptLine] = []
+        self._recording = True  # off during batches: their lines interleave, see _batch
         self.authenticated_mechanism: str | None = None
         #: Messages accepted on the current connection, and when it was opened (anyio clock).
         self.messages_sent = 0
@@ -270,6 +272,85 @@ class SMTPClient:
                 assert self._conn is not None
                 prepared = prepare_raw(sender, recipients, bytes(data), self._conn.extensions)
                 return await self._send_prepared(prepared, dsn)
+
+    async def send_batch(
+        self,
+        items: Iterable[Message | tuple[str, Sequence[str] | str, bytes]],
+        *,
+        window: int = 16,
+        dsn: DSN | None = None,
+    ) -> list[SendResult | SMTPError]:
+        """Send many messages over this connection with several transactions in flight.
+
+        ``items`` are ``EmailMessage`` objects or ``(sender, recipients, data)`` tuples. With
+        PIPELINING and CHUNKING up to ``window`` transactions are on the wire at once; with
+        PIPELINING alone each body shares a write with the next envelope (one round trip
+        per message). Returns one outcome per item, in order: a :class:`SendResult`, or the
+        :class:`SMTPError` that message met (nothing is raised for a single message).
+        """
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        items = list(items)
+        results: list[SendResult | SMTPError | None] = [None] * len(items)
+        async with self._lock:
+            with self._total_deadline():
+                await self._ensure_connected()
+                pending = self._prepare_batch(items, dsn, results)
+                self._recording = False
+                try:
+                    await self._run_batch(pending, window, results)
+                except BaseException:
+                    if not _idle(self._conn):
+                        await self._close()
+                    raise
+                finally:
+                    self._recording = True
+        return [r if r is not None else SMTPError("not sent") for r in results]
+
+    def _prepare_batch(
+        self,
+        items: list[Message | tuple[str, Sequence[str] | str, bytes]],
+        dsn: DSN | None,
+        results: list[SendResult | SMTPError | None],
+    ) -> list[Pending]:
+        assert self._conn is not None
+        ext = self._conn.extensions
+        pending = []
+        for index, item in enumerate(items):
+            try:
+                if isinstance(item, Message):
+                    prepared = prepare_message(item, ext)
+                else:
+                    sender, recipients, data = item
+                    check_envelope(sender, recipients)
+                    prepared = prepare_raw(sender, recipients, bytes(data), ext)
+                mail, rcpts = self._envelope(prepared, dsn)
+            except MessageError as exc:
+                results[index] = exc
+                continue
+            pending.append(Pending(index, mail, rcpts, prepared.data))
+        return pending
+
+    async def _run_batch(
+        self, pending: list[Pending], window: int, results: list[SendResult | SMTPError | None]
+    ) -> None:
+        ext = self.extensions
+        chunking = self.use_chunking and ext.chunking
+        if ext.pipelining and chunking:
+            small = [p for p in pending if len(p.data) <= INLINE_BODY]
+            await run_window(self, small, window, results)
+            pending = [p for p in pending if len(p.data) > INLINE_BODY]
+        elif ext.pipelining:
+            await run_data_chain(self, pending, results)
+            pending = []
+        for item in pending:  # no pipelining, or bodies too large to window
+            try:
+                await self._ensure_connected()
+                results[item.index] = await self._transaction(item.mail, item.rcpts, item.data)
+            except SMTPError as exc:
+                results[item.index] = exc
+                if not _idle(self._conn):
+                    await self._close()
 
     async def noop(self) -> Reply:
         """NOOP: check the session is alive (RFC 5321 4.1.1.9)."""
@@ -445,6 +526,17 @@ class SMTPClient:
     # -- transactions --------------------------------------------------------------
 
     async def _send_prepared(self, msg: PreparedMessage, dsn: DSN | None) -> SendResult:
+        mail, rcpts = self._envelope(msg, dsn)
+        self._transcript = []
+        try:
+            return await self._transaction(mail, rcpts, msg.data)
+        except BaseException:
+            if not _idle(self._conn):
+                await self._close()  # half a transaction on the wire: nobody may reuse it
+            raise
+
+    def _envelope(self, msg: PreparedMessage, dsn: DSN | None) -> tuple[Mail, list[Rcpt]]:
+        """MAIL and RCPT commands for a prepared message, checked against this server."""
         conn = self._conn
         assert conn is not None
         ext = conn.extensions
@@ -466,13 +558,7 @@ class SMTPClient:
             envid=dsn.envid if dsn else None,
         )
         rcpts = [Rcpt(r, notify=dsn.notify if dsn else (), orcpt=None) for r in msg.recipients]
-        self._transcript = []
-        try:
-            return await self._transaction(mail, rcpts, msg.data)
-        except BaseException:
-            if not _idle(self._conn):
-                await self._close()  # half a transaction on the wire: nobody may reuse it
-            raise
+        return mail, rcpts
 
     async def _transaction(self, mail: Mail, rcpts: list[Rcpt], data: bytes) -> SendResult:
         conn = self._conn
@@ -680,7 +766,8 @@ class SMTPClient:
             ) from None
 
     def _log(self, direction: Literal["C", "S"], text: str) -> None:
-        self._transcript.append(TranscriptLine(direction, text))
+        if self._recording:
+            self._transcript.append(TranscriptLine(direction, text))
         logger.debug("%s %s: %s", self.host, direction, text)
 
     def _log_reply(self, reply: Reply) -> None:
