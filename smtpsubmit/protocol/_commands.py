@@ -61,8 +61,9 @@ MAX_ENVID = 100
 MAX_ORCPT = 500
 
 # RFC 6531 3.3 adds UTF8-non-ascii to atext, qtextSMTP and sub-domain. C1 controls and the
-# Unicode line/paragraph separators stay out: they are controls for our purpose.
-_U = "\u00a0-\u2027\u202a-\U0010ffff"
+# Unicode line/paragraph separators stay out: they are controls for our purpose. Lone
+# surrogates stay out too: they cannot be encoded as UTF-8.
+_U = "\u00a0-\u2027\u202a-\ud7ff\ue000-\U0010ffff"
 _ATEXT = rf"[A-Za-z0-9!#$%&'*+\-/=?^_`{{|}}~{_U}]"
 _DOT_STRING = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
 _QUOTED = re.compile(rf'"(?:[\x20\x21\x23-\x5b\x5d-\x7e{_U}]|\\[\x20-\x7e])*"')
@@ -71,16 +72,16 @@ _SUBDOMAIN = rf"{_LETDIG}(?:[A-Za-z0-9\-{_U}]*{_LETDIG})?"
 _DOMAIN = re.compile(rf"{_SUBDOMAIN}(?:\.{_SUBDOMAIN})*")
 _GENERAL_LITERAL = re.compile(r"[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+")
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
-_VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e\u0080-\U0010ffff]+")
+_VALUE = re.compile(rf"[\x21-\x3c\x3e-\x7e{_U}]+")
 _MECHANISM = re.compile(r"[A-Z0-9_-]{1,20}")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def _no_controls(what: str, value: str) -> None:
     match = _CONTROLS.search(value)
     if match:
         raise LocalProtocolError(
-            f"{what} contains the control character {match.group()!r}: {value!r}"
+            f"{what} contains the control character or lone surrogate {match.group()!r}: {value!r}"
         )
 
 
@@ -91,6 +92,8 @@ def _octets(text: str) -> int:
 def _check_address_literal(literal: str) -> bool:
     inner = literal[1:-1]
     if inner.lower().startswith("ipv6:"):
+        if "%" in inner:  # ipaddress accepts zone ids; RFC 5321 4.1.3 IPv6-addr has none
+            return False
         try:
             ipaddress.IPv6Address(inner[5:])
         except ValueError:
@@ -172,12 +175,24 @@ def xtext_decode(text: str) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _check_params(params: Mapping[str, str | None]) -> None:
+def _check_params(params: Mapping[str, str | None], typed: frozenset[str]) -> None:
+    """Check the extra ESMTP parameters; ``typed`` are keywords with their own field."""
+    seen: set[str] = set()
     for keyword, value in params.items():
         if not _KEYWORD.fullmatch(keyword):
             raise LocalProtocolError(f"malformed ESMTP parameter keyword: {keyword!r}")
         if value is not None and not _VALUE.fullmatch(value):
             raise LocalProtocolError(f"malformed value for ESMTP parameter {keyword}: {value!r}")
+        # Keywords are case-insensitive (RFC 5321 4.1.2); a typed one in params would
+        # bypass the checks made on the typed field (e.g. REQUIRETLS needs TLS).
+        upper = keyword.upper()
+        if upper in typed:
+            raise LocalProtocolError(
+                f"ESMTP parameter {keyword} has its own field; don't put it in params"
+            )
+        if upper in seen:
+            raise LocalProtocolError(f"ESMTP parameter {keyword} given twice")
+        seen.add(upper)
 
 
 def _render_params(params: Mapping[str, str | None]) -> str:
@@ -221,6 +236,7 @@ class Ehlo(Command):
 
     def __post_init__(self) -> None:
         validate_domain(self.domain, what="EHLO domain")
+        self.render()  # an address literal is not bounded by MAX_DOMAIN
 
     def render(self) -> bytes:
         return self._line(f"{self.verb} {self.domain}")
@@ -293,6 +309,7 @@ class Auth(Command):
     def __post_init__(self) -> None:
         if not _MECHANISM.fullmatch(self.mechanism):
             raise LocalProtocolError(f"malformed SASL mechanism name: {self.mechanism!r}")
+        self.render()  # the line limit
 
     def render(self) -> bytes:
         text = f"AUTH {self.mechanism}"
@@ -317,6 +334,9 @@ class AuthResponse(Command):
     ends_group: ClassVar[bool] = True
     verb: ClassVar[str] = "AUTH response"
 
+    def __post_init__(self) -> None:
+        self.render()  # the line limit
+
     def render(self) -> bytes:
         return self._line(base64.b64encode(self.data).decode("ascii"), MAX_AUTH_LINE)
 
@@ -336,6 +356,8 @@ class AuthCancel(_Simple):
 
 
 BodyType = Literal["7BIT", "8BITMIME", "BINARYMIME"]
+_MAIL_TYPED = frozenset({"SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "REQUIRETLS"})
+_RCPT_TYPED = frozenset({"NOTIFY", "ORCPT"})
 
 
 @dataclass(frozen=True)
@@ -371,11 +393,12 @@ class Mail(Command):
             _no_controls("ENVID", self.envid)
             if len(xtext_encode(self.envid)) > MAX_ENVID:
                 raise LocalProtocolError(f"ENVID longer than {MAX_ENVID} characters (RFC 3461)")
-        _check_params(self.params)
+        _check_params(self.params, _MAIL_TYPED)
         if not self.smtputf8 and not self.sender.isascii():
             raise LocalProtocolError(
                 f"sender {self.sender!r} is not ASCII: it needs smtputf8=True (RFC 6531)"
             )
+        self.render()  # the line limit
 
     def all_params(self) -> dict[str, str | None]:
         """Every ESMTP parameter, typed ones first, in rendering order."""
@@ -392,10 +415,7 @@ class Mail(Command):
             out["ENVID"] = xtext_encode(self.envid)
         if self.requiretls:
             out["REQUIRETLS"] = None
-        for key, value in self.params.items():
-            if key.upper() in out:
-                raise LocalProtocolError(f"ESMTP parameter {key} given twice")
-            out[key] = value
+        out.update(self.params)
         return out
 
     def render(self) -> bytes:
@@ -436,7 +456,8 @@ class Rcpt(Command):
             _no_controls("ORCPT", self.orcpt)
             if len(self._orcpt_value()) > MAX_ORCPT:
                 raise LocalProtocolError(f"ORCPT longer than {MAX_ORCPT} characters (RFC 3461)")
-        _check_params(self.params)
+        _check_params(self.params, _RCPT_TYPED)
+        self.render()  # the line limit
 
     def _orcpt_value(self) -> str:
         return "rfc822;" + xtext_encode(self.orcpt or "")
@@ -448,10 +469,7 @@ class Rcpt(Command):
             out["NOTIFY"] = ",".join(self.notify)
         if self.orcpt is not None:
             out["ORCPT"] = self._orcpt_value()
-        for key, value in self.params.items():
-            if key.upper() in out:
-                raise LocalProtocolError(f"ESMTP parameter {key} given twice")
-            out[key] = value
+        out.update(self.params)
         return out
 
     def render(self) -> bytes:

@@ -28,7 +28,7 @@ import binascii
 import enum
 from collections import deque
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NoReturn
 
 from . import _commands as c
 from ._data import MAX_TEXT_LINE, DataEncoder
@@ -136,7 +136,6 @@ class ClientConnection:
             return self._send(command)
         except LocalProtocolError as exc:
             self._fail(exc)
-            raise
 
     def _send(self, command: c.Command) -> bytes:
         kind = type(command)
@@ -227,7 +226,6 @@ class ClientConnection:
             raise LocalProtocolError("BODY=BINARYMIME needs CHUNKING (RFC 3030 3)")
         if mail.requiretls and not self.encrypted:
             raise LocalProtocolError("REQUIRETLS needs an encrypted channel (RFC 8689 4.1)")
-        mail.all_params()  # raises on duplicate parameters before any byte exists
 
     def _check_rcpt(self, rcpt: c.Rcpt) -> None:
         if (rcpt.notify or rcpt.orcpt is not None) and not self.extensions.dsn:
@@ -236,7 +234,6 @@ class ClientConnection:
             raise LocalProtocolError(
                 f"recipient {rcpt.recipient!r} is not ASCII: MAIL needs SMTPUTF8 (RFC 6531 3.4)"
             )
-        rcpt.all_params()
 
     def _encode_body(self, command: c.Command) -> bytes:
         if self._encoder is None:
@@ -290,7 +287,6 @@ class ClientConnection:
             return self._next_event()
         except RemoteProtocolError as exc:
             self._fail(exc)
-            raise
 
     def _next_event(self) -> Event:
         if self._state is State.TLS_HANDSHAKE and self._parser.in_reply:
@@ -368,16 +364,17 @@ class ClientConnection:
                 )
             )
         self.encrypted = True
+        self.authenticated = False  # RFC 3207 4.2: the session is back to its initial state
         self.extensions = Extensions()
         self._parser.enhanced_status_codes = False
         self._state = State.HELLO
 
     # -- errors --------------------------------------------------------------------
 
-    def _fail(self, exc: ProtocolError) -> None:
-        if self._error is None:
-            self._error = exc
-            self._state = State.ERROR
+    def _fail(self, exc: ProtocolError) -> NoReturn:
+        # Every public method checks _check_not_errored() first, so this runs once.
+        self._error = exc
+        self._state = State.ERROR
         raise exc
 
     def _check_not_errored(self) -> None:

@@ -27,7 +27,6 @@ __all__ = ["MAX_TEXT_LINE", "DataEncoder", "encode_data", "normalize_newlines"]
 MAX_TEXT_LINE = 998
 
 _NEWLINES = re.compile(rb"\r\n|\r|\n")
-_LAST_LINE = re.compile(rb"[^\n]*\Z")
 
 
 def normalize_newlines(data: bytes) -> bytes:
@@ -43,8 +42,12 @@ class DataEncoder:
         self._pending_cr = False
         self._line_length = 0  # octets of the current, unfinished line (after normalising)
         self._at_line_start = True
+        # Anchored at line starts: unanchored, the search rescans each line from every
+        # offset, which is quadratic in the line length.
         self._long_line = (
-            re.compile(rb"[^\r\n]{%d}" % (max_line + 1)) if max_line is not None else None
+            re.compile(rb"(?<![^\r\n])[^\r\n]{%d}" % (max_line + 1))
+            if max_line is not None
+            else None
         )
 
     def feed(self, chunk: bytes) -> bytes:
@@ -81,8 +84,7 @@ class DataEncoder:
         if first_end < 0:
             self._line_length += len(text)
         else:
-            tail = _LAST_LINE.search(text)
-            self._line_length = len(tail.group()) if tail else 0
+            self._line_length = len(text) - text.rfind(b"\n") - 1
         if self._pending_cr:
             self._line_length = 0
 

@@ -56,7 +56,9 @@ class Extensions:
         size: int | None = None
         if "SIZE" in keywords:
             value = keywords["SIZE"]
-            size = int(value) if value.isascii() and value.isdigit() else 0
+            # RFC 1870 4: size-value = 1*20DIGIT; also keeps int() off huge digit strings.
+            wellformed = value.isascii() and value.isdigit() and len(value) <= 20
+            size = int(value) if wellformed else 0
         return cls(keywords=MappingProxyType(keywords), size=size, auth=frozenset(auth))
 
     def __contains__(self, keyword: object) -> bool:

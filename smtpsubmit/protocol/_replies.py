@@ -6,13 +6,14 @@ Theory of operation:
   :meth:`~ReplyParser.next_reply`, which returns a complete :class:`Reply` or ``None``
   when more bytes are needed.
 - Memory is bounded no matter what the server sends: a line longer than ``max_line``
-  octets, or a reply with more than ``max_reply`` octets in total, is a
-  :class:`RemoteProtocolError` as soon as the limit is crossed, without waiting for the
-  line to end.
+  octets (CRLF included, as in RFC 5321 4.5.3.1.5), or a reply with more than
+  ``max_reply`` octets in total, is a :class:`RemoteProtocolError` as soon as the limit
+  is crossed, without waiting for the line to end.
 - Every line of a multi-line reply must carry the same code (RFC 5321 4.2.1); the code
   must match the grammar ``%x32-35 %x30-35 %x30-39``.
 - Reply text is decoded as UTF-8 (invalid bytes escaped) and control characters are
-  escaped as ``\\xNN``, so text from a hostile server is always safe to print or log.
+  escaped as ``\\xNN`` (``\\u2028`` for the Unicode line separators), so text from a
+  hostile server is always safe to print or log.
 """
 
 from __future__ import annotations
@@ -34,11 +35,18 @@ DEFAULT_MAX_REPLY = 65536
 
 _CODE = re.compile(rb"[2-5][0-5][0-9]")
 _ENHANCED = re.compile(r"([245])\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})(?: |$)")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# C0 (but TAB), DEL, C1 and the Unicode line/paragraph separators: a hostile server must
+# not be able to start a new log line or a terminal escape sequence.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = ord(match.group())
+    return f"\\x{char:02x}" if char < 0x100 else f"\\u{char:04x}"
 
 
 def _escape_controls(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(_escape, text)
 
 
 @dataclass(frozen=True, order=True)
@@ -141,9 +149,10 @@ class ReplyParser:
     def next_reply(self) -> Reply | None:
         """Return the next complete reply, or ``None`` if more bytes are needed."""
         while True:
-            end = self._buffer.find(b"\n", 0, self.max_line + 1)
+            # The LF may be at index max_line - 1 at most, so the line fits in max_line.
+            end = self._buffer.find(b"\n", 0, self.max_line)
             if end < 0:
-                if len(self._buffer) > self.max_line:
+                if len(self._buffer) >= self.max_line:
                     raise RemoteProtocolError(f"reply line longer than {self.max_line} octets")
                 return None
             raw = bytes(self._buffer[:end])
@@ -198,8 +207,9 @@ def _split_enhanced(code: int, texts: list[str]) -> tuple[EnhancedStatus | None,
     prefix = str(status)
     stripped = []
     for text in texts:
-        if text.startswith(prefix):
-            text = text[len(prefix) :].removeprefix(" ")
+        # "5.1.1" must not be taken off "5.1.10 ...": the code ends at a space or the end.
+        if text == prefix or text.startswith(prefix + " "):
+            text = text[len(prefix) + 1 :]
         stripped.append(text)
     return status, stripped
 

@@ -84,6 +84,8 @@ SEND: dict[State, dict[type[c.Command], State]] = {
 }  # fmt: skip
 
 #: (command answered or None for the greeting, reply class) -> {state now: next state}.
+#: Every pair is listed, so each one is a decision; ``{}`` means the reply changes nothing.
+#: A reply of the wrong class (250 to DATA, 3xx to MAIL) counts as a failure.
 _P, _I, _N = ReplyClass.POSITIVE, ReplyClass.INTERMEDIATE, ReplyClass.NEGATIVE
 REPLY: dict[tuple[type[c.Command] | None, ReplyClass], dict[State, State]] = {
     (None, _P): {S.GREETING: S.HELLO},
@@ -108,11 +110,29 @@ REPLY: dict[tuple[type[c.Command] | None, ReplyClass], dict[State, State]] = {
     (c.AuthCancel, _I): {S.AUTH_SENT: S.READY},
     (c.AuthCancel, _N): {S.AUTH_SENT: S.READY},
     # A refused MAIL ends the transaction the client had already begun to pipeline.
+    (c.Mail, _P): {},
+    (c.Mail, _I): {S.TRANSACTION: S.READY},
     (c.Mail, _N): {S.TRANSACTION: S.READY},
+    # The caller counts accepted recipients; DATA with none accepted is the server's to refuse.
+    (c.Rcpt, _P): {},
+    (c.Rcpt, _I): {},
+    (c.Rcpt, _N): {},
     (c.Data, _I): {S.DATA_SENT: S.BODY},
     (c.Data, _P): {S.DATA_SENT: S.READY},
     (c.Data, _N): {S.DATA_SENT: S.READY},
+    # The state after the end of data is decided on sending (pipelining, RFC 2920 3.1).
+    (c.EndOfData, _P): {},
+    (c.EndOfData, _I): {},
+    (c.EndOfData, _N): {},
+    (c.Bdat, _P): {},
+    (c.Bdat, _I): {S.TRANSACTION: S.READY},
     (c.Bdat, _N): {S.TRANSACTION: S.READY},
+    (c.Rset, _P): {},
+    (c.Rset, _I): {},
+    (c.Rset, _N): {},
+    (c.Noop, _P): {},
+    (c.Noop, _I): {},
+    (c.Noop, _N): {},
     (c.Quit, _P): {S.QUIT_SENT: S.CLOSED},
     (c.Quit, _I): {S.QUIT_SENT: S.CLOSED},
     (c.Quit, _N): {S.QUIT_SENT: S.CLOSED},

@@ -1,0 +1,331 @@
+"""Property tests: fuzzed input never breaks the core; encodings round-trip."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smtpsubmit.protocol import (
+    NEED_DATA,
+    Auth,
+    ClientConnection,
+    Data,
+    DataEncoder,
+    Ehlo,
+    EnhancedStatus,
+    Extensions,
+    LocalProtocolError,
+    Mail,
+    Rcpt,
+    RemoteProtocolError,
+    Reply,
+    ReplyParser,
+    Sentinel,
+    StartTLS,
+    decode_challenge,
+    encode_data,
+    normalize_newlines,
+    xtext_decode,
+    xtext_encode,
+)
+
+from .helpers import ehlo_reply, greeted, ready, reply
+
+FAST = settings(max_examples=200, deadline=None)
+
+# Server bytes that are mostly almost valid, so parsing gets deep before it fails.
+PIECES = st.sampled_from(
+    [
+        b"250 ",
+        b"250-",
+        b"220 ",
+        b"221 ",
+        b"235 ",
+        b"334 ",
+        b"354 ",
+        b"421 ",
+        b"550-",
+        b"550 ",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"2.0.0 ",
+        b"5.1.1 ",
+        b"PIPELINING",
+        b"SIZE 99",
+        b"AUTH PLAIN",
+        b"AUTH=LOGIN",
+        b"STARTTLS",
+        b"ENHANCEDSTATUSCODES",
+        b"dXNlcg==",
+        b"\x00",
+        b"\xff",
+        b"\x1b",
+        b" ",
+    ]
+)
+SERVER_BYTES = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.one_of(PIECES, st.binary(max_size=8)), max_size=40).map(b"".join),
+)
+
+
+def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    out, start = [], 0
+    for point in [*points, len(data)]:
+        out.append(data[start:point])
+        start = point
+    return [piece for piece in out if piece]
+
+
+CUTS = st.lists(st.integers(min_value=0, max_value=10_000), max_size=8)
+
+
+# -- (1) fuzzing readers -------------------------------------------------------------------
+
+
+@FAST
+@given(
+    data=SERVER_BYTES,
+    cuts=CUTS,
+    max_line=st.integers(min_value=1, max_value=64),
+    enhanced=st.booleans(),
+)
+def test_reply_parser_gives_replies_or_remote_error_only(
+    data: bytes, cuts: list[int], max_line: int, enhanced: bool
+) -> None:
+    parser = ReplyParser(max_line=max_line, max_reply=4 * max_line)
+    parser.enhanced_status_codes = enhanced
+    try:
+        for piece in chunked(data, cuts):
+            parser.feed(piece)
+            while (got := parser.next_reply()) is not None:
+                assert isinstance(got, Reply)
+                assert 200 <= got.code <= 559
+                assert all("\n" not in line and "\r" not in line for line in got.lines)
+            assert parser.buffered <= len(data)
+            assert len(parser._buffer) < max_line
+    except RemoteProtocolError:
+        pass
+
+
+def _pipelined() -> ClientConnection:
+    conn = ready("PIPELINING", "AUTH PLAIN", "STARTTLS", allow_cleartext_auth=True)
+    conn.send(Mail("a@example.com"))
+    conn.send(Rcpt("b@example.com"))
+    conn.send(Data())
+    return conn
+
+
+def _auth() -> ClientConnection:
+    conn = ready("AUTH PLAIN", allow_cleartext_auth=True)
+    conn.send(Auth("PLAIN"))
+    return conn
+
+
+def _starttls() -> ClientConnection:
+    conn = ready("STARTTLS")
+    conn.send(StartTLS())
+    return conn
+
+
+def _ehlo_sent() -> ClientConnection:
+    conn = greeted()
+    conn.send(Ehlo("client.example"))
+    return conn
+
+
+SESSIONS = st.sampled_from([ClientConnection, _ehlo_sent, _pipelined, _auth, _starttls])
+
+
+@FAST
+@given(session=SESSIONS, data=SERVER_BYTES, cuts=CUTS, eof=st.booleans())
+def test_connection_gives_events_or_remote_error_only(
+    session: type[ClientConnection], data: bytes, cuts: list[int], eof: bool
+) -> None:
+    conn = session()
+    try:
+        for piece in [*chunked(data, cuts), *([b""] if eof else [])]:
+            conn.receive_data(piece)
+            while True:
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    break
+                if isinstance(event, Sentinel):  # CONNECTION_CLOSED
+                    assert conn.next_event() is event
+                    return
+                assert isinstance(event, Reply)
+                if event.code == 334:
+                    decode_challenge(event)
+    except RemoteProtocolError:
+        assert conn.state.name == "ERROR"
+
+
+# -- (2) render / parse round trip ---------------------------------------------------------
+
+TEXT_CHARS = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\u2028\u2029")
+LINES = st.lists(st.text(TEXT_CHARS, max_size=30), min_size=1, max_size=6).map(tuple)
+CODES = st.builds(
+    lambda a, b, c: 100 * a + 10 * b + c,
+    st.integers(2, 5),
+    st.integers(0, 5),
+    st.integers(0, 9),
+)
+
+
+def render_reply(code: int, lines: tuple[str, ...], enhanced: EnhancedStatus | None) -> bytes:
+    prefix = f"{enhanced} " if enhanced else ""
+    out = b""
+    for i, text in enumerate(lines):
+        sep = " " if i == len(lines) - 1 else "-"
+        out += f"{code}{sep}{prefix}{text}\r\n".encode()
+    return out
+
+
+@FAST
+@given(
+    code=CODES,
+    lines=LINES,
+    subject=st.integers(0, 999),
+    detail=st.integers(0, 999),
+    with_enhanced=st.booleans(),
+    cuts=CUTS,
+)
+def test_rendered_reply_parses_back_equal(
+    code: int,
+    lines: tuple[str, ...],
+    subject: int,
+    detail: int,
+    with_enhanced: bool,
+    cuts: list[int],
+) -> None:
+    enhanced = None
+    if with_enhanced and code // 100 != 3:
+        enhanced = EnhancedStatus(code // 100, subject, detail)
+    data = render_reply(code, lines, enhanced)
+    parser = ReplyParser(max_line=10_000)
+    parser.enhanced_status_codes = enhanced is not None
+    replies = []
+    for piece in chunked(data, cuts):
+        parser.feed(piece)
+        while (got := parser.next_reply()) is not None:
+            replies.append(got)
+    assert replies == [Reply(code, lines, enhanced)]
+    assert parser.buffered == 0
+
+
+# -- (3) xtext -----------------------------------------------------------------------------
+
+
+@FAST
+@given(text=st.text(st.characters(blacklist_categories=("Cs",))))
+def test_xtext_round_trip(text: str) -> None:
+    encoded = xtext_encode(text)
+    assert all(33 <= ord(ch) <= 126 and ch != "=" for ch in encoded)
+    assert xtext_decode(encoded) == text
+
+
+# -- (4) DATA encoding ---------------------------------------------------------------------
+
+BODIES = st.one_of(
+    st.binary(max_size=200),
+    st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b".", b"..", b"a", b"bc"]), max_size=60).map(
+        b"".join
+    ),
+)
+
+
+def unstuff(wire: bytes) -> bytes:
+    assert wire.endswith(b".\r\n")
+    content = wire[:-3]
+    lines = content.split(b"\r\n")
+    return b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines)
+
+
+@FAST
+@given(body=BODIES, cuts=CUTS, max_line=st.one_of(st.none(), st.integers(1, 12)))
+def test_data_encoding_is_independent_of_chunking_and_reversible(
+    body: bytes, cuts: list[int], max_line: int | None
+) -> None:
+    normalized = normalize_newlines(body)
+    too_long = max_line is not None and any(
+        len(line) > max_line for line in normalized.split(b"\r\n")
+    )
+    encoder = DataEncoder(max_line=max_line)
+    try:
+        wire = b"".join(encoder.feed(piece) for piece in chunked(body, cuts)) + encoder.end()
+    except LocalProtocolError:
+        assert too_long
+        return
+    assert not too_long
+    assert wire == encode_data(body, max_line=max_line)
+    assert b"\r" not in wire.replace(b"\r\n", b"")
+    assert b"\n" not in wire.replace(b"\r\n", b"")
+    assert b"\r\n.\r\n" not in wire[:-3]
+    expected = normalized
+    if expected and not expected.endswith(b"\r\n"):
+        expected += b"\r\n"
+    assert unstuff(wire) == expected
+
+
+# -- (5) Extensions.parse ------------------------------------------------------------------
+
+
+@FAST
+@given(lines=st.lists(st.text(max_size=40), max_size=10))
+def test_extensions_parse_never_raises(lines: list[str]) -> None:
+    ext = Extensions.parse(lines)
+    assert all(key == key.upper() for key in ext.keywords)
+    assert (ext.size is None) == ("SIZE" not in ext.keywords)
+    assert all(m == m.upper() for m in ext.auth)
+    if ext.auth:
+        assert "AUTH" in ext
+
+
+@FAST
+@given(keywords=st.lists(st.text(TEXT_CHARS, min_size=1, max_size=20), max_size=6))
+def test_extensions_from_a_real_ehlo_reply_never_break_the_connection(
+    keywords: list[str],
+) -> None:
+    conn = greeted()
+    conn.send(Ehlo("client.example"))
+    lines = [k.replace("\r", "").replace("\n", "") for k in keywords]
+    try:
+        got = reply(conn, ehlo_reply(*lines))
+    except RemoteProtocolError:
+        return
+    assert conn.extensions == Extensions.parse(got.lines)
+
+
+# -- injection: whatever the arguments, a command is one line ------------------------------
+
+# Every code point, lone surrogates included (st.text() leaves them out by default).
+ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=40)
+
+
+@FAST
+@given(
+    sender=ANY_TEXT,
+    recipient=ANY_TEXT,
+    domain=ANY_TEXT,
+    key=ANY_TEXT,
+    value=st.one_of(st.none(), ANY_TEXT),
+    envid=st.one_of(st.none(), ANY_TEXT),
+)
+def test_built_commands_are_exactly_one_line(
+    sender: str, recipient: str, domain: str, key: str, value: str | None, envid: str | None
+) -> None:
+    builders = [
+        lambda: Mail(sender, smtputf8=True, envid=envid, params={key: value}),
+        lambda: Rcpt(recipient, orcpt=envid, params={key: value}),
+        lambda: Ehlo(domain),
+    ]
+    for build in builders:
+        try:
+            wire = build().render()
+        except LocalProtocolError:
+            continue
+        assert wire.endswith(b"\r\n")
+        assert not any(ch in wire[:-2] for ch in b"\r\n\x00")
+        assert len(wire) <= 512 + 500
