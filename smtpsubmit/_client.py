@@ -94,7 +94,6 @@ from .protocol import (
     Rset,
     StartTLS,
     State,
-    decode_challenge,
 )
 from .transport import TLSInfo, Transport, connect_tcp, connect_unix
 
@@ -490,6 +489,8 @@ class SMTPClient:
 
     async def _auth_exchange(self, name: str, mechanism: Mechanism) -> Reply:
         """Run one SASL exchange (RFC 4954 4); return the server's final reply."""
+        conn = self._conn
+        assert conn is not None
         initial = mechanism.initial_response()
         held_back = None
         if initial is not None and 4 * (len(initial) + 2) // 3 + len(name) + 8 > MAX_AUTH_LINE:
@@ -499,7 +500,7 @@ class SMTPClient:
         try:
             reply = await self._command(Auth(name, initial), "command")
             while reply.code == 334:
-                challenge = decode_challenge(reply)
+                challenge = conn.auth_challenge(reply)
                 try:
                     if held_back is not None:
                         response, held_back = held_back, None

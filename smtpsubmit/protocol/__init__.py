@@ -40,7 +40,6 @@ from ._connection import (
     ClientConnection,
     Event,
     Sentinel,
-    decode_challenge,
 )
 from ._data import MAX_TEXT_LINE, DataEncoder, encode_data, normalize_newlines
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -80,7 +79,6 @@ __all__ = [
     "Sentinel",
     "StartTLS",
     "State",
-    "decode_challenge",
     "encode_data",
     "normalize_newlines",
     "validate_address",

@@ -43,7 +43,6 @@ __all__ = [
     "ClientConnection",
     "Event",
     "Sentinel",
-    "decode_challenge",
 ]
 
 
@@ -65,8 +64,7 @@ class _InFlight:
     transaction: int  # serial of the MAIL transaction the command belongs to (0: none)
 
 
-def decode_challenge(reply: Reply) -> bytes:
-    """Base64-decode the challenge of a 334 reply to AUTH (RFC 4954 4)."""
+def _decode_challenge(reply: Reply) -> bytes:
     text = reply.lines[0].strip()
     try:
         return base64.b64decode(text, validate=True)
@@ -368,6 +366,25 @@ class ClientConnection:
         self.extensions = Extensions()
         self._parser.enhanced_status_codes = False
         self._state = State.HELLO
+
+    def auth_challenge(self, reply: Reply) -> bytes:
+        """The base64-decoded challenge of the 334 reply just received (RFC 4954 4).
+
+        A challenge that is not valid base64 is the server's protocol error: the connection
+        goes to ERROR like for any other RemoteProtocolError.
+        """
+        self._check_not_errored()
+        if self._state is not State.AUTH_CHALLENGE or reply.code != 334:
+            self._fail(
+                LocalProtocolError(
+                    f"no AUTH challenge to decode when state={self._state.name} "
+                    f"(reply {reply.code})"
+                )
+            )
+        try:
+            return _decode_challenge(reply)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
 
     # -- errors --------------------------------------------------------------------
 

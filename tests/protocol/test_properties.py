@@ -22,7 +22,7 @@ from smtpsubmit.protocol import (
     ReplyParser,
     Sentinel,
     StartTLS,
-    decode_challenge,
+    State,
     encode_data,
     normalize_newlines,
     xtext_decode,
@@ -156,8 +156,8 @@ def test_connection_gives_events_or_remote_error_only(
                     assert conn.next_event() is event
                     return
                 assert isinstance(event, Reply)
-                if event.code == 334:
-                    decode_challenge(event)
+                if event.code == 334 and conn.state is State.AUTH_CHALLENGE:
+                    conn.auth_challenge(event)
     except RemoteProtocolError:
         assert conn.state.name == "ERROR"
 

@@ -36,7 +36,6 @@ EXPECTED = {
     "Sentinel",
     "StartTLS",
     "State",
-    "decode_challenge",
     "encode_data",
     "normalize_newlines",
     "validate_address",

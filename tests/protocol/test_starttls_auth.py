@@ -17,7 +17,6 @@ from smtpsubmit.protocol import (
     Reply,
     StartTLS,
     State,
-    decode_challenge,
 )
 
 from .helpers import ehlo_reply, ready, reply
@@ -169,11 +168,11 @@ def test_auth_with_334_challenges(feed_mode: str) -> None:
     assert conn.send(Auth("LOGIN")) == b"AUTH LOGIN\r\n"
     got = reply(conn, b"334 VXNlcm5hbWU6\r\n", feed_mode)
     assert conn.state is State.AUTH_CHALLENGE
-    assert decode_challenge(got) == b"Username:"
+    assert conn.auth_challenge(got) == b"Username:"
     assert conn.send(AuthResponse(b"user")) == b"dXNlcg==\r\n"
     assert conn.state is State.AUTH_SENT
     got = reply(conn, b"334 UGFzc3dvcmQ6\r\n", feed_mode)
-    assert decode_challenge(got) == b"Password:"
+    assert conn.auth_challenge(got) == b"Password:"
     assert conn.send(AuthResponse(b"pass")) == b"cGFzcw==\r\n"
     got = reply(conn, b"235 ok\r\n", feed_mode)
     assert got.command == AuthResponse(b"pass")
@@ -181,16 +180,37 @@ def test_auth_with_334_challenges(feed_mode: str) -> None:
     assert conn.authenticated
 
 
-def test_auth_empty_challenge_decodes_to_nothing() -> None:
-    assert decode_challenge(Reply(334, ("",))) == b""
-    assert decode_challenge(Reply(334)) == b""
-    assert decode_challenge(Reply(334, (" PDEyMzQ+ ",))) == b"<1234>"
+def _challenged(line: bytes) -> tuple[ClientConnection, Reply]:
+    conn = auth_ready()
+    conn.send(Auth("LOGIN"))
+    conn.receive_data(line)
+    got = conn.next_event()
+    assert isinstance(got, Reply)
+    return conn, got
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [(b"334 \r\n", b""), (b"334\r\n", b""), (b"334  PDEyMzQ+ \r\n", b"<1234>")],
+)
+def test_auth_challenge_decodes_base64(line: bytes, expected: bytes) -> None:
+    conn, got = _challenged(line)
+    assert conn.auth_challenge(got) == expected
 
 
 @pytest.mark.parametrize("text", ["not base64!", "abc", "YWJj\\x00", "\u00e9\u00e9\u00e9\u00e9"])
-def test_bad_base64_challenge_is_remote_error(text: str) -> None:
+def test_bad_base64_challenge_is_remote_error_and_errors_the_connection(text: str) -> None:
+    conn, got = _challenged(b"334 " + text.encode() + b"\r\n")
     with pytest.raises(RemoteProtocolError, match="334 challenge is not valid base64"):
-        decode_challenge(Reply(334, (text,)))
+        conn.auth_challenge(got)
+    assert conn.state is State.ERROR
+
+
+def test_auth_challenge_outside_an_auth_exchange_is_local_error() -> None:
+    conn = auth_ready()
+    with pytest.raises(LocalProtocolError, match="no AUTH challenge"):
+        conn.auth_challenge(Reply(334, ("",)))
+    assert conn.state is State.ERROR
 
 
 @pytest.mark.parametrize("code", [b"535 5.7.8 bad credentials", b"454 temp", b"504 unknown"])
