@@ -37,7 +37,7 @@ from .protocol import Bdat, Command, Data, EndOfData, Mail, MessageData, Rcpt, R
 if TYPE_CHECKING:
     from ._client import SMTPClient
 
-__all__ = ["Outcome", "evaluate", "run_window", "run_data_chain"]
+__all__ = ["Outcome", "Pending", "envelope_outcome", "evaluate", "run_data_chain", "run_window"]
 
 Outcome = SendResult | SMTPError
 _LINK_ERRORS = (ConnectError, TimeoutError, ProtocolViolationError, ReplyError)
@@ -55,23 +55,33 @@ class Pending:
     replies: list[Reply] = field(default_factory=list)
 
 
-def evaluate(pending: Pending, final: Reply | None) -> Outcome:
-    """The outcome of a transaction from its replies (MAIL, each RCPT, then the final one).
-
-    Batch results carry no transcript: the transactions' lines interleave on the wire (the
-    ``smtpsubmit`` logger has them at DEBUG).
-    """
+def envelope_outcome(
+    pending: Pending,
+) -> tuple[tuple[str, ...], dict[str, Reply], SMTPError | None]:
+    """Accepted and refused recipients, and the error that ends the transaction, if any."""
     replies = [r for r in pending.replies if not isinstance(r.command, Rset)]
     mail_reply, rcpt_replies = replies[0], replies[1 : 1 + len(pending.rcpts)]
     outcomes = list(zip(pending.rcpts, rcpt_replies, strict=True))
     accepted = tuple(r.recipient for r, rep in outcomes if rep.is_positive)
     refused = {r.recipient: rep for r, rep in outcomes if not rep.is_positive}
     if not mail_reply.is_positive:
-        return ReplyError.from_reply(mail_reply, f"sender refused: {mail_reply}")
+        return accepted, refused, ReplyError.from_reply(mail_reply, f"sender refused: {mail_reply}")
     if not accepted:
-        return RecipientsRefusedError(refused)
+        return accepted, refused, RecipientsRefusedError(refused)
+    return accepted, refused, None
+
+
+def evaluate(pending: Pending, final: Reply | None) -> Outcome:
+    """The outcome of a transaction from its replies (MAIL, each RCPT, then the final one).
+
+    Batch results carry no transcript: the transactions' lines interleave on the wire (the
+    ``smtpsubmit`` logger has them at DEBUG).
+    """
+    accepted, refused, error = envelope_outcome(pending)
+    if error is not None:
+        return error
     if final is None or not final.is_positive:
-        reply = final or replies[-1]
+        reply = final or pending.replies[-1]
         return ReplyError.from_reply(reply, f"message refused: {reply}")
     return SendResult(pending.mail.sender, accepted, refused, final)
 

@@ -22,18 +22,27 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
+import os
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from email.message import Message
 from types import TracebackType
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import anyio
 import anyio.to_thread
 
-from ._batch import Pending, run_data_chain, run_window
+from ._batch import Pending, envelope_outcome, run_data_chain, run_window
 from ._errors import (
     AuthenticationError,
     CleartextAuthError,
@@ -43,7 +52,6 @@ from ._errors import (
     NoCompatibleMechanismError,
     OutcomeUnknownError,
     ProtocolViolationError,
-    RecipientsRefusedError,
     ReplyError,
     SecurityPolicyError,
     SMTPError,
@@ -51,6 +59,7 @@ from ._errors import (
     TimeoutError,
 )
 from ._message import (
+    BodyChecker,
     PreparedMessage,
     check_envelope,
     envelope_from,
@@ -257,20 +266,37 @@ class SMTPClient:
         self,
         sender: str,
         recipients: Sequence[str] | str,
-        data: bytes,
+        data: bytes | BinaryIO | AsyncIterable[bytes],
         *,
         dsn: DSN | None = None,
     ) -> SendResult:
-        """Send raw RFC 5322 bytes to an explicit envelope (``sender=""``: null path)."""
-        if not isinstance(data, bytes | bytearray | memoryview):
+        """Send raw RFC 5322 content to an explicit envelope (``sender=""``: null path).
+
+        ``data`` is ``bytes``, a binary file object or an async iterable of ``bytes``; files
+        and iterables are streamed in chunks, so memory stays bounded by the chunk size
+        whatever the message size (their lines are checked as they go; a problem found
+        midway aborts the transaction and closes the connection, so nothing half-sent is
+        delivered).
+        """
+        if isinstance(data, str):
             raise TypeError("data must be bytes; encode text first or use send_message()")
         check_envelope(sender, recipients)
         async with self._lock:
             with self._total_deadline():
                 await self._ensure_connected()
                 assert self._conn is not None
-                prepared = prepare_raw(sender, recipients, bytes(data), self._conn.extensions)
-                return await self._send_prepared(prepared, dsn)
+                ext = self._conn.extensions
+                if isinstance(data, bytes | bytearray | memoryview):
+                    prepared = prepare_raw(sender, recipients, bytes(data), ext)
+                    return await self._send_prepared(prepared, dsn)
+                envelope = prepare_raw(sender, recipients, b"", ext)
+                stream = _Stream(
+                    data, BodyChecker(allow_8bit=ext.eightbitmime or envelope.smtputf8)
+                )
+                mail, rcpts = self._envelope(
+                    envelope, dsn, size=stream.size(), eightbit=ext.eightbitmime
+                )
+                return await self._run_transaction(mail, rcpts, stream)
 
     async def send_batch(
         self,
@@ -528,32 +554,46 @@ class SMTPClient:
 
     async def _send_prepared(self, msg: PreparedMessage, dsn: DSN | None) -> SendResult:
         mail, rcpts = self._envelope(msg, dsn)
+        return await self._run_transaction(mail, rcpts, msg.data)
+
+    async def _run_transaction(self, mail: Mail, rcpts: list[Rcpt], body: Body) -> SendResult:
         self._transcript = []
         try:
-            return await self._transaction(mail, rcpts, msg.data)
+            return await self._transaction(mail, rcpts, body)
         except BaseException:
             if not _idle(self._conn):
                 await self._close()  # half a transaction on the wire: nobody may reuse it
             raise
 
-    def _envelope(self, msg: PreparedMessage, dsn: DSN | None) -> tuple[Mail, list[Rcpt]]:
-        """MAIL and RCPT commands for a prepared message, checked against this server."""
+    def _envelope(
+        self,
+        msg: PreparedMessage,
+        dsn: DSN | None,
+        *,
+        size: int | None = -1,
+        eightbit: bool | None = None,
+    ) -> tuple[Mail, list[Rcpt]]:
+        """MAIL and RCPT commands for a prepared message, checked against this server.
+
+        ``size`` and ``eightbit`` default to what ``msg.data`` says (streams pass their own).
+        """
+        size = len(msg.data) if size == -1 else size
+        eightbit = msg.eightbit if eightbit is None else eightbit
         conn = self._conn
         assert conn is not None
         ext = conn.extensions
         if self.tls_mode is not TLSMode.INSECURE_CLEARTEXT and not conn.encrypted:
             raise SecurityPolicyError("refusing to send mail over an unencrypted connection")
-        if ext.size and len(msg.data) > ext.size:
+        if ext.size and size is not None and size > ext.size:
             raise MessageError(
-                f"the message is {len(msg.data)} octets; the server accepts at most "
-                f"{ext.size} (RFC 1870)"
+                f"the message is {size} octets; the server accepts at most {ext.size} (RFC 1870)"
             )
         if dsn is not None and not ext.dsn:
             raise MessageError("DSN options were given but the server does not offer DSN")
         mail = Mail(
             msg.sender,
-            size=len(msg.data) if ext.size is not None else None,
-            body="8BITMIME" if msg.eightbit and ext.eightbitmime else None,
+            size=size if ext.size is not None else None,
+            body="8BITMIME" if eightbit and ext.eightbitmime else None,
             smtputf8=msg.smtputf8,
             ret=dsn.ret if dsn else None,
             envid=dsn.envid if dsn else None,
@@ -561,45 +601,36 @@ class SMTPClient:
         rcpts = [Rcpt(r, notify=dsn.notify if dsn else (), orcpt=None) for r in msg.recipients]
         return mail, rcpts
 
-    async def _transaction(self, mail: Mail, rcpts: list[Rcpt], data: bytes) -> SendResult:
+    async def _transaction(self, mail: Mail, rcpts: list[Rcpt], body: Body) -> SendResult:
         conn = self._conn
         assert conn is not None
         ext = conn.extensions
         bdat = self.use_chunking and ext.chunking
         envelope: list[Command] = [mail, *rcpts]
-        inline = bdat and ext.pipelining and len(data) <= INLINE_BODY
+        inline = bdat and ext.pipelining and isinstance(body, bytes) and len(body) <= INLINE_BODY
         if inline:
-            envelope.append(Bdat(data, last=True))
+            assert isinstance(body, bytes)
+            envelope.append(Bdat(body, last=True))
         elif not bdat:
             envelope.append(Data())
         replies = await self._exchange(envelope, data_sent=inline)
-        mail_reply, rcpt_replies = replies[0], replies[1 : 1 + len(rcpts)]
-        accepted = tuple(
-            r.recipient for r, rep in zip(rcpts, rcpt_replies, strict=True) if rep.is_positive
-        )
-        refused = {
-            r.recipient: rep
-            for r, rep in zip(rcpts, rcpt_replies, strict=True)
-            if not rep.is_positive
-        }
-        if not mail_reply.is_positive:
+        pending = Pending(0, mail, rcpts, b"", envelope, replies)
+        accepted, refused, error = envelope_outcome(pending)
+        if error is not None:
+            if not bdat and replies[-1].code == 354:
+                await self._finish_body(_chunks(b""), accepted=())  # RFC 2920 3.1: close DATA
             await self._reset_after_failure()
-            raise ReplyError.from_reply(mail_reply, f"sender refused: {mail_reply}")
-        if not accepted:
-            if len(replies) > 1 + len(rcpts) and replies[-1].code == 354:
-                await self._finish_body(b"", accepted=())  # RFC 2920 3.1: close DATA
-            await self._reset_after_failure()
-            raise RecipientsRefusedError(refused)
+            raise error
         if inline:
             final = replies[-1]
         elif bdat:
-            final = await self._send_bdat_chunks(data, accepted)
+            final = await self._send_bdat_chunks(_chunks(body), accepted)
         else:
             data_reply = replies[-1]
             if data_reply.code != 354:
                 await self._reset_after_failure()
                 raise ReplyError.from_reply(data_reply, f"DATA refused: {data_reply}")
-            final = await self._finish_body(data, accepted)
+            final = await self._finish_body(_chunks(body), accepted)
         if not final.is_positive:
             raise ReplyError.from_reply(final, f"message refused: {final}")
         self.messages_sent += 1
@@ -644,9 +675,9 @@ class SMTPClient:
             accepted=accepted,
         )
 
-    async def _finish_body(self, data: bytes, accepted: tuple[str, ...]) -> Reply:
-        for start in range(0, len(data), CHUNK):
-            await self._write(self._render(MessageData(data[start : start + CHUNK])), "data")
+    async def _finish_body(self, chunks: AsyncIterator[bytes], accepted: tuple[str, ...]) -> Reply:
+        async for chunk in chunks:
+            await self._write(self._render(MessageData(chunk)), "data")
         await self._write(self._render(EndOfData()), "data")
         try:
             return await self._read_reply("final_reply")
@@ -657,26 +688,29 @@ class SMTPClient:
                 accepted=accepted,
             ) from exc
 
-    async def _send_bdat_chunks(self, data: bytes, accepted: tuple[str, ...]) -> Reply:
-        chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
-            if not last:
-                reply = await self._command(Bdat(chunk), "data")
-                if not reply.is_positive:
-                    await self._reset_after_failure()
-                    return reply
-                continue
-            await self._write(self._render(Bdat(chunk, last=True)), "data")
-            try:
-                return await self._read_reply("final_reply")
-            except (ConnectError, TimeoutError, ProtocolViolationError) as exc:
-                raise OutcomeUnknownError(
-                    f"the connection failed after the last chunk and before the server's "
-                    f"final reply ({exc}); the message may or may not have been queued",
-                    accepted=accepted,
-                ) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _send_bdat_chunks(
+        self, chunks: AsyncIterator[bytes], accepted: tuple[str, ...]
+    ) -> Reply:
+        """BDAT each chunk, waiting for each reply (backpressure); LAST on the final one."""
+        chunk = await anext(chunks, b"")
+        while True:
+            following = await anext(chunks, None)
+            if following is None:
+                break
+            reply = await self._command(Bdat(chunk), "data")
+            if not reply.is_positive:
+                await self._reset_after_failure()
+                return reply
+            chunk = following
+        await self._write(self._render(Bdat(chunk, last=True)), "data")
+        try:
+            return await self._read_reply("final_reply")
+        except (ConnectError, TimeoutError, ProtocolViolationError) as exc:
+            raise OutcomeUnknownError(
+                f"the connection failed after the last chunk and before the server's "
+                f"final reply ({exc}); the message may or may not have been queued",
+                accepted=accepted,
+            ) from exc
 
     async def _reset_after_failure(self) -> None:
         """RSET so the next transaction starts clean (RFC 5321 4.1.1.5)."""
@@ -788,6 +822,51 @@ class SMTPClient:
 
 
 _SKIPPED = Reply(0, ("not sent",))
+
+
+class _Stream:
+    """A body read lazily from a binary file or an async iterable, checked as it goes."""
+
+    def __init__(self, source: BinaryIO | AsyncIterable[bytes], checker: BodyChecker) -> None:
+        self._source = source
+        self._checker = checker
+
+    def size(self) -> int | None:
+        """Octets left in a regular file (for SIZE), else ``None``."""
+        source = self._source
+        try:
+            return os.fstat(source.fileno()).st_size - source.tell()  # type: ignore[union-attr]
+        except (AttributeError, OSError, ValueError):
+            return None
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._pieces()
+
+    async def _pieces(self) -> AsyncIterator[bytes]:
+        source = self._source
+        if isinstance(source, AsyncIterable):
+            async for block in source:
+                for start in range(0, len(block), CHUNK):
+                    piece = bytes(block[start : start + CHUNK])
+                    self._checker.feed(piece)
+                    yield piece
+            return
+        while piece := await anyio.to_thread.run_sync(source.read, CHUNK):
+            self._checker.feed(piece)
+            yield piece
+
+
+Body = bytes | _Stream
+
+
+async def _chunks(body: Body) -> AsyncIterator[bytes]:
+    """The body in pieces of at most CHUNK octets, read lazily (bounded memory)."""
+    if isinstance(body, bytes):
+        for start in range(0, len(body), CHUNK):
+            yield body[start : start + CHUNK]
+    elif isinstance(body, _Stream):
+        async for piece in body:
+            yield piece
 
 
 def _idle(conn: ClientConnection | None) -> bool:

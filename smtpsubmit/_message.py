@@ -34,6 +34,7 @@ from .protocol import MAX_TEXT_LINE, Extensions, LocalProtocolError, validate_ad
 __all__ = [
     "Envelope",
     "PreparedMessage",
+    "BodyChecker",
     "check_envelope",
     "envelope_from",
     "prepare_message",
@@ -199,15 +200,46 @@ def serialize(msg: Message, extensions: Extensions, *, smtputf8: bool) -> tuple[
     return data, eightbit
 
 
-def check_line_lengths(data: bytes) -> None:
-    """Refuse lines over 998 octets (RFC 5321 4.5.3.1.6) before any I/O."""
-    match = _LONG_LINE.search(data)
-    if match:
-        line_no = data.count(b"\n", 0, match.start()) + 1
+class BodyChecker:
+    """Checks a body piece by piece: line lengths (RFC 5321 4.5.3.1.6) and, unless 8-bit
+    transport is available, that every octet is 7-bit. Raises :class:`MessageError`."""
+
+    def __init__(self, *, allow_8bit: bool = True) -> None:
+        self.allow_8bit = allow_8bit
+        self._run = 0  # octets since the last CR or LF
+        self._lines = 0  # line breaks seen before the current piece
+
+    def feed(self, piece: bytes) -> None:
+        """Check the next piece of the body."""
+        if not self.allow_8bit and not piece.isascii():
+            raise MessageError(
+                "the message has 8-bit content and the server does not offer 8BITMIME; "
+                "encode it to 7 bit (e.g. quoted-printable) first"
+            )
+        first = min((i for i in (piece.find(b"\r"), piece.find(b"\n")) if i >= 0), default=-1)
+        head = len(piece) if first < 0 else first
+        if self._run + head > MAX_TEXT_LINE:
+            self._too_long(self._lines + 1)
+        match = _LONG_LINE.search(piece)
+        if match:
+            self._too_long(self._lines + piece.count(b"\n", 0, match.start()) + 1)
+        if first < 0:
+            self._run += len(piece)
+        else:
+            self._run = len(piece) - 1 - max(piece.rfind(b"\r"), piece.rfind(b"\n"))
+        self._lines += piece.count(b"\n")
+
+    @staticmethod
+    def _too_long(line_no: int) -> None:
         raise MessageError(
             f"line {line_no} is longer than {MAX_TEXT_LINE} octets (RFC 5321 4.5.3.1.6); "
             "encode the content (quoted-printable or base64) first"
         )
+
+
+def check_line_lengths(data: bytes) -> None:
+    """Refuse lines over 998 octets (RFC 5321 4.5.3.1.6) before any I/O."""
+    BodyChecker().feed(data)
 
 
 def prepare_raw(
@@ -229,14 +261,9 @@ def prepare_raw(
         sent, needs = prepare_address(rcpt, extensions, what="recipient")
         utf8 = utf8 or needs
         sent_rcpts.append(sent)
-    eightbit = not data.isascii()
-    if eightbit and not (extensions.eightbitmime or utf8 or allow_binary):
-        raise MessageError(
-            "the message has 8-bit content and the server does not offer 8BITMIME; "
-            "encode it to 7 bit (e.g. quoted-printable) first"
-        )
     if not allow_binary:
-        check_line_lengths(data)
+        BodyChecker(allow_8bit=extensions.eightbitmime or utf8).feed(data)
+    eightbit = not data.isascii()
     return PreparedMessage(sent_sender, tuple(_unique(sent_rcpts)), data, utf8, eightbit)
 
 
