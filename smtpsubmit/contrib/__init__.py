@@ -1,0 +1,1 @@
+"""Integrations with frameworks (import each submodule only if you use that framework)."""

@@ -1,0 +1,260 @@
+"""Blocking facade for synchronous code (Django, scripts, thread pools).
+
+Every call runs the async implementation on one shared event loop that lives in a
+background thread (an anyio blocking portal), so:
+
+- there is no second implementation to keep in step: these classes only forward;
+- it works from plain threads and from inside a thread whose event loop is already running
+  (where ``asyncio.run`` fails), because the loop that does the work is never the caller's;
+- it is thread-safe: calls from many threads are serialised per client by the async
+  client's own lock, and an ``SMTPPool`` shares its connections across threads;
+- after ``os.fork`` the child starts its own portal thread (threads do not survive a fork).
+
+Example::
+
+    from smtpsubmit.sync import SMTPClient
+    with SMTPClient("smtp.example.com", 587, username="u", password="p") as client:
+        client.send_message(msg)
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from email.message import Message
+from types import TracebackType
+from typing import Any, BinaryIO, TypeVar
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+from . import _client, _pool
+from ._client import DSN, TransportFactory
+from ._errors import SMTPError
+from ._results import SendResult
+from .auth import Authenticator
+from .policy import Timeouts, TLSMode
+from .protocol import Reply
+
+__all__ = ["SMTPClient", "SMTPPool", "send"]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_portal: BlockingPortal | None = None
+_portal_pid = 0
+
+
+def _serve_portal(ready: list[BlockingPortal], started: threading.Event) -> None:
+    async def serve() -> None:
+        async with BlockingPortal() as portal:
+            ready.append(portal)
+            started.set()
+            await portal.sleep_until_stopped()
+
+    anyio.run(serve)
+
+
+def _get_portal() -> BlockingPortal:
+    """The process-wide portal, started on first use (and again in a forked child).
+
+    Its loop runs in a daemon thread: interpreter exit must never wait for it, whereas a
+    thread-pool worker (what ``start_blocking_portal`` uses) would be joined at exit first.
+    """
+    global _portal, _portal_pid
+    with _lock:
+        if _portal is None or _portal_pid != os.getpid():
+            ready: list[BlockingPortal] = []
+            started = threading.Event()
+            thread = threading.Thread(
+                target=_serve_portal, args=(ready, started), name="smtpsubmit-sync", daemon=True
+            )
+            thread.start()
+            started.wait()
+            _portal, _portal_pid = ready[0], os.getpid()
+        return _portal
+
+
+def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    portal = _get_portal()
+    return portal.call(lambda: func(*args, **kwargs))
+
+
+class SMTPClient:
+    """Blocking twin of :class:`smtpsubmit.SMTPClient`; same arguments, same behaviour."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: TLSMode | str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        auth: Authenticator | None = None,
+        timeout: Timeouts | float | None = None,
+        local_hostname: str | None = None,
+        server_hostname: str | None = None,
+        allow_cleartext_auth: bool = False,
+        chunking: bool = True,
+        transport: TransportFactory | None = None,
+        unix_socket: str | None = None,
+    ) -> None:
+        self._async: _client.SMTPClient = _client.SMTPClient(
+            host,
+            port,
+            tls=tls,
+            ssl_context=ssl_context,
+            username=username,
+            password=password,
+            auth=auth,
+            timeout=timeout,
+            local_hostname=local_hostname,
+            server_hostname=server_hostname,
+            allow_cleartext_auth=allow_cleartext_auth,
+            chunking=chunking,
+            transport=transport,
+            unix_socket=unix_socket,
+        )
+
+    def __repr__(self) -> str:
+        return f"<sync {self._async!r}>"
+
+    def __enter__(self) -> SMTPClient:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.quit()
+
+    @property
+    def is_connected(self) -> bool:
+        """True when a session is open and ready for a transaction."""
+        return self._async.is_connected
+
+    @property
+    def async_client(self) -> _client.SMTPClient:
+        """The async client doing the work."""
+        return self._async
+
+    def connect(self) -> None:
+        """Connect, greet, secure and authenticate (see the async ``connect``)."""
+        _call(self._async.connect)
+
+    def send_message(
+        self,
+        message: Message,
+        *,
+        sender: str | None = None,
+        recipients: Sequence[str] | None = None,
+        dsn: DSN | None = None,
+    ) -> SendResult:
+        """Send an ``EmailMessage`` (see the async ``send_message``)."""
+        result: SendResult = _call(
+            self._async.send_message, message, sender=sender, recipients=recipients, dsn=dsn
+        )
+        return result
+
+    def sendmail(
+        self,
+        sender: str,
+        recipients: Sequence[str] | str,
+        data: bytes | BinaryIO,
+        *,
+        dsn: DSN | None = None,
+    ) -> SendResult:
+        """Send raw bytes or a binary file (see the async ``sendmail``)."""
+        result: SendResult = _call(self._async.sendmail, sender, recipients, data, dsn=dsn)
+        return result
+
+    def send_batch(
+        self,
+        items: Iterable[Message | tuple[str, Sequence[str] | str, bytes]],
+        *,
+        window: int = 16,
+        dsn: DSN | None = None,
+    ) -> list[SendResult | SMTPError]:
+        """Send many messages with several in flight (see the async ``send_batch``)."""
+        results: list[SendResult | SMTPError] = _call(
+            self._async.send_batch, list(items), window=window, dsn=dsn
+        )
+        return results
+
+    def noop(self) -> Reply:
+        """NOOP (see the async ``noop``)."""
+        reply: Reply = _call(self._async.noop)
+        return reply
+
+    def quit(self) -> None:
+        """QUIT and close; never raises."""
+        _call(self._async.quit)
+
+    def close(self) -> None:
+        """Close without QUIT."""
+        _call(self._async.aclose)
+
+
+class SMTPPool:
+    """Blocking twin of :class:`smtpsubmit.SMTPPool`, shared safely between threads."""
+
+    def __init__(self, host: str, port: int, **options: Any) -> None:
+        """``options`` are those of :class:`smtpsubmit.SMTPPool`."""
+        self._async: _pool.SMTPPool = _call(_pool.SMTPPool, host, port, **options)
+
+    def __repr__(self) -> str:
+        return f"<sync {self._async!r}>"
+
+    def __enter__(self) -> SMTPPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def send_message(
+        self,
+        message: Message,
+        *,
+        sender: str | None = None,
+        recipients: Sequence[str] | None = None,
+        dsn: DSN | None = None,
+    ) -> SendResult:
+        """Send an ``EmailMessage`` on a pooled connection."""
+        result: SendResult = _call(
+            self._async.send_message, message, sender=sender, recipients=recipients, dsn=dsn
+        )
+        return result
+
+    def sendmail(
+        self,
+        sender: str,
+        recipients: Sequence[str] | str,
+        data: bytes,
+        *,
+        dsn: DSN | None = None,
+    ) -> SendResult:
+        """Send raw bytes on a pooled connection."""
+        result: SendResult = _call(self._async.sendmail, sender, recipients, data, dsn=dsn)
+        return result
+
+    def close(self) -> None:
+        """QUIT every idle connection."""
+        _call(self._async.aclose)
+
+
+def send(message: Message, *, host: str, port: int, **options: Any) -> SendResult:
+    """Blocking :func:`smtpsubmit.send`: connect, send one message, QUIT."""
+    result: SendResult = _call(_client.send, message, host=host, port=port, **options)
+    return result

@@ -1,0 +1,128 @@
+"""The Django EMAIL_BACKEND, driven by Django itself, against the fake server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+django = pytest.importorskip("django")
+
+from django.conf import settings  # noqa: E402
+
+if not settings.configured:
+    settings.configure(
+        EMAIL_BACKEND="smtpsubmit.contrib.django.EmailBackend",
+        DEFAULT_FROM_EMAIL="app@example.com",
+        USE_TZ=True,
+    )
+    django.setup()
+
+from django.core import mail  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
+
+import smtpsubmit  # noqa: E402
+from smtpsubmit.contrib.django import EmailBackend  # noqa: E402
+from smtpsubmit.testing import ThreadedSMTPServer  # noqa: E402
+
+
+@pytest.fixture
+def use_server(smtp_server: ThreadedSMTPServer) -> Iterator[ThreadedSMTPServer]:
+    """Point Django at the STARTTLS fake server, trusting its CA."""
+    with override_settings(
+        EMAIL_HOST=smtp_server.host,
+        EMAIL_PORT=smtp_server.port,
+        EMAIL_HOST_USER="user@example.com",
+        EMAIL_HOST_PASSWORD="password",
+        EMAIL_USE_TLS=True,
+        SMTPSUBMIT_CA_FILE=smtp_server.ca_pem_path,
+    ):
+        yield smtp_server
+
+
+def test_send_mail_goes_out_over_starttls_with_auth(use_server: ThreadedSMTPServer) -> None:
+    count = mail.send_mail("Hi", "Body text", "Team <app@example.com>", ["Bob <bob@example.com>"])
+    [captured] = use_server.wait_for_messages(1)
+    assert count == 1
+    assert captured.mail_from == "app@example.com"
+    assert [r.address for r in captured.recipients] == ["bob@example.com"]
+    assert captured.tls
+    assert captured.auth_identity == "user@example.com"
+    assert captured.message["Subject"] == "Hi"
+
+
+def test_alternatives_and_attachments_arrive(use_server: ThreadedSMTPServer) -> None:
+    msg = mail.EmailMultiAlternatives(
+        "Report", "plain", "app@example.com", ["a@example.com"], bcc=["audit@example.com"]
+    )
+    msg.attach_alternative("<p>html</p>", "text/html")
+    msg.attach("report.csv", "a,b\n1,2\n", "text/csv")
+    assert msg.send() == 1
+    [captured] = use_server.wait_for_messages(1)
+    received = captured.message
+    assert [r.address for r in captured.recipients] == ["a@example.com", "audit@example.com"]
+    assert b"audit@example.com" not in captured.data  # Bcc is envelope only
+    parts = [p.get_content_type() for p in received.walk()]
+    assert "text/html" in parts
+    assert "text/csv" in parts
+
+
+def test_get_connection_reuses_one_session(use_server: ThreadedSMTPServer) -> None:
+    with mail.get_connection() as connection:
+        sent = connection.send_messages(
+            [
+                mail.EmailMessage(f"n{i}", "x", "app@example.com", ["b@example.com"])
+                for i in range(3)
+            ]
+        )
+        sent += connection.send_messages([mail.EmailMessage("n3", "x", to=["b@example.com"])])
+    use_server.wait_for_messages(4)
+    assert sent == 4
+    assert len(use_server.transcripts) == 1
+
+
+def test_fail_silently_returns_zero_instead_of_raising(use_server: ThreadedSMTPServer) -> None:
+    with override_settings(EMAIL_HOST_PASSWORD="wrong"):
+        assert (
+            mail.send_mail("x", "y", "app@example.com", ["b@example.com"], fail_silently=True) == 0
+        )
+        with pytest.raises(smtpsubmit.AuthenticationError):
+            mail.send_mail("x", "y", "app@example.com", ["b@example.com"])
+
+
+def test_implicit_tls_with_email_use_ssl(smtps_server: ThreadedSMTPServer) -> None:
+    with override_settings(
+        EMAIL_HOST=smtps_server.host,
+        EMAIL_PORT=smtps_server.port,
+        EMAIL_USE_SSL=True,
+        EMAIL_USE_TLS=False,
+        SMTPSUBMIT_CA_FILE=smtps_server.ca_pem_path,
+    ):
+        assert mail.send_mail("s", "b", "app@example.com", ["c@example.com"]) == 1
+    assert smtps_server.wait_for_messages(1)[0].tls
+
+
+def test_tls_flags_map_onto_rfc8314_modes() -> None:
+    def mode(**options: object) -> object:
+        return EmailBackend(host="mail.example", **options)._tls_mode()  # type: ignore[arg-type]
+
+    assert mode(port=2525, use_ssl=True) is smtpsubmit.TLSMode.IMPLICIT
+    assert mode(port=2525, use_tls=True) is smtpsubmit.TLSMode.STARTTLS
+    assert mode(port=587) is None  # RFC 8314: STARTTLS required
+    assert mode(port=465) is None  # RFC 8314: implicit TLS
+    assert mode(port=25) is smtpsubmit.TLSMode.INSECURE_CLEARTEXT
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        EmailBackend(use_tls=True, use_ssl=True)
+
+
+def test_credentials_on_a_cleartext_port_are_refused(smtp_server_factory) -> None:  # type: ignore[no-untyped-def]
+    from smtpsubmit.testing import Mode
+
+    server = smtp_server_factory(mode=Mode.PLAIN, allow_cleartext_auth=True)
+    backend = EmailBackend(
+        host=server.host, port=server.port, username="user@example.com", password="password"
+    )
+    with pytest.raises(smtpsubmit.CleartextAuthError):
+        backend.send_messages([mail.EmailMessage("x", "y", "a@example.com", ["b@example.com"])])
+    sent = [e.line for t in server.transcripts for e in t if e.direction == "client"]
+    assert not any(line.startswith("AUTH") for line in sent)
