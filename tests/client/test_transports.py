@@ -1,0 +1,117 @@
+"""Transports: happy-eyeballs TCP by name, Unix sockets, bring-your-own streams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+
+import smtpsubmit
+from smtpsubmit.testing import FakeSMTPServer, Mode
+from smtpsubmit.transport import AnyIOTransport, map_errors
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_hostname_with_several_addresses_connects_by_happy_eyeballs() -> None:
+    # "localhost" may resolve to ::1 first; the server listens on 127.0.0.1 only.
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        async with smtpsubmit.SMTPClient(
+            "localhost", server.port, tls="implicit", ssl_context=server.client_ssl_context()
+        ) as client:
+            result = await client.sendmail("a@example.com", ["b@example.com"], b"x")
+    assert result.accepted == ("b@example.com",)
+
+
+async def _pipe(source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream) -> None:
+    """Copy until the source ends or either side closes."""
+    try:
+        async for chunk in source:
+            await sink.send(chunk)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        pass
+
+
+async def test_unix_socket_transport(tmp_path: Path) -> None:
+    path = str(tmp_path / "smtp.sock")
+    async with FakeSMTPServer(mode=Mode.STARTTLS) as server:
+        listener = await anyio.create_unix_listener(path)
+        relay_done = anyio.Event()
+
+        async def relay(client_side: anyio.abc.SocketStream) -> None:
+            async with client_side, await anyio.connect_tcp(server.host, server.port) as up:
+                async with anyio.create_task_group() as pipes:
+                    pipes.start_soon(_pipe, up, client_side)
+                    await _pipe(client_side, up)  # ends when the client hangs up
+                    await up.aclose()  # which ends the other direction without cancelling
+            relay_done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, relay)
+            async with smtpsubmit.SMTPClient(
+                "localhost",
+                0,
+                tls="starttls",
+                ssl_context=server.client_ssl_context(),
+                unix_socket=path,
+            ) as client:
+                await client.sendmail("a@example.com", ["b@example.com"], b"via unix")
+            # Cancel only the idle accept loop: closing a Unix stream whose receive was just
+            # cancelled trips InvalidStateError in anyio's asyncio backend (anyio#1267).
+            await relay_done.wait()
+            tg.cancel_scope.cancel()
+        await server.wait_for_messages(1)
+        assert server.messages[0].data == b"via unix"
+        assert server.messages[0].tls
+
+
+async def test_connection_refused_is_a_connect_error() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()  # now nothing listens there
+    client = smtpsubmit.SMTPClient("127.0.0.1", port, tls="implicit", timeout=5)
+    with pytest.raises(smtpsubmit.ConnectError, match=f"127.0.0.1:{port}"):
+        await client.connect()
+
+
+class _EndedStream(anyio.abc.ByteStream):
+    """A byte stream whose peer has already closed."""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        raise anyio.EndOfStream
+
+    async def send(self, item: bytes) -> None:
+        raise anyio.BrokenResourceError
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_end_of_stream_reads_as_empty_bytes_and_send_failure_is_translated() -> None:
+    transport = AnyIOTransport(_EndedStream())
+    assert await transport.receive() == b""
+    assert transport.tls_info is None
+    with pytest.raises(smtpsubmit.ConnectionLostError):
+        await transport.send(b"x")
+
+
+def test_map_errors_translates_at_the_edge() -> None:
+    import ssl
+
+    with pytest.raises(smtpsubmit.CertificateError):
+        with map_errors("x"):
+            raise ssl.SSLCertVerificationError("bad cert")
+    with pytest.raises(smtpsubmit.TLSError):
+        with map_errors("x"):
+            raise ssl.SSLError("bad")
+    with pytest.raises(smtpsubmit.ConnectionLostError):
+        with map_errors("x"):
+            raise anyio.BrokenResourceError
+    with pytest.raises(smtpsubmit.ConnectError):
+        with map_errors("x"):
+            raise OSError(111, "Connection refused")
