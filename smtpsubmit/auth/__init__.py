@@ -62,7 +62,14 @@ from ._channel import tls_server_end_point
 from ._oauth import OAuth2Auth, OAuthBearer, TokenProvider, XOAuth2
 from ._password import PasswordAuth
 from ._saslprep import saslprep
-from ._scram import ScramSHA1, ScramSHA1Plus, ScramSHA256, ScramSHA256Plus
+from ._scram import (
+    ScramSHA1,
+    ScramSHA1Plus,
+    ScramSHA256,
+    ScramSHA256Plus,
+    ScramSHA512,
+    ScramSHA512Plus,
+)
 from ._select import select_mechanism
 from ._simple import CramMD5, Login, Plain
 
@@ -88,6 +95,8 @@ __all__ = [
     "ScramSHA256",
     "ScramSHA1Plus",
     "ScramSHA256Plus",
+    "ScramSHA512",
+    "ScramSHA512Plus",
     "saslprep",
     # errors
     "SASLError",

@@ -11,12 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._base import MASK, Authenticator, ChannelInfo, Mechanism, SASLError, show_server_text
-from ._scram import ScramSHA1, ScramSHA1Plus, ScramSHA256, ScramSHA256Plus
+from ._scram import (
+    ScramSHA1,
+    ScramSHA1Plus,
+    ScramSHA256,
+    ScramSHA256Plus,
+    ScramSHA512,
+    ScramSHA512Plus,
+)
 from ._simple import CramMD5, Login, Plain
 
 DEFAULT_MECHANISMS = (
+    "SCRAM-SHA-512-PLUS",
     "SCRAM-SHA-256-PLUS",
     "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-512",
     "SCRAM-SHA-256",
     "SCRAM-SHA-1",
     "PLAIN",
@@ -30,8 +39,9 @@ _NO_AUTHZID = frozenset({"LOGIN", "CRAM-MD5"})
 
 class PasswordAuth(Authenticator):
     """Authenticate with a user name and password (RFC 4954) using the strongest mechanism
-    the server offers: SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS (RFC 5802 6, when the TLS
-    channel-binding data is known), SCRAM-SHA-256 (RFC 7677), SCRAM-SHA-1 (RFC 5802),
+    the server offers: SCRAM-SHA-512-PLUS, SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS (RFC 5802 6,
+    when the TLS channel-binding data is known), SCRAM-SHA-512, SCRAM-SHA-256 (RFC 7677),
+    SCRAM-SHA-1 (RFC 5802),
     PLAIN (RFC 4616), LOGIN.
 
     ``authzid`` asks to act as another identity (RFC 4422 3.4.1); LOGIN cannot carry one and
@@ -105,12 +115,16 @@ _Factory = Callable[[PasswordAuth, ChannelInfo], Mechanism]
 
 # One row per mechanism: how PasswordAuth builds it.
 _FACTORIES: dict[str, _Factory] = {
+    "SCRAM-SHA-512-PLUS": lambda a, c: ScramSHA512Plus(
+        a.username, a._password, authzid=a.authzid, channel_binding=c.tls_server_end_point
+    ),
     "SCRAM-SHA-256-PLUS": lambda a, c: ScramSHA256Plus(
         a.username, a._password, authzid=a.authzid, channel_binding=c.tls_server_end_point
     ),
     "SCRAM-SHA-1-PLUS": lambda a, c: ScramSHA1Plus(
         a.username, a._password, authzid=a.authzid, channel_binding=c.tls_server_end_point
     ),
+    "SCRAM-SHA-512": lambda a, c: ScramSHA512(a.username, a._password, authzid=a.authzid),
     "SCRAM-SHA-256": lambda a, c: ScramSHA256(a.username, a._password, authzid=a.authzid),
     "SCRAM-SHA-1": lambda a, c: ScramSHA1(a.username, a._password, authzid=a.authzid),
     "PLAIN": lambda a, c: Plain(a.username, a._password, authzid=a.authzid),

@@ -259,3 +259,19 @@ class ScramSHA256Plus(_Scram):
     name = "SCRAM-SHA-256-PLUS"
     _hash = "sha256"
     _plus = True
+
+
+class ScramSHA512(_Scram):
+    """SCRAM-SHA-512 (RFC 5802 with SHA-512, as registered with IANA for SASL), without
+    channel binding; Cyrus SASL servers (e.g. Postfix) offer it."""
+
+    name = "SCRAM-SHA-512"
+    _hash = "sha512"
+
+
+class ScramSHA512Plus(_Scram):
+    """SCRAM-SHA-512-PLUS, bound to the TLS certificate (tls-server-end-point, RFC 5929 4)."""
+
+    name = "SCRAM-SHA-512-PLUS"
+    _hash = "sha512"
+    _plus = True

@@ -34,6 +34,7 @@ def test_exported_names_are_exactly_the_intended_ones() -> None:
             "Authenticator", "ChannelInfo", "ClientFirstMechanism", "CramMD5", "Login",
             "Mechanism", "NoCompatibleMechanism", "OAuth2Auth", "OAuthBearer", "PasswordAuth",
             "Plain", "SASLError", "ScramSHA1", "ScramSHA1Plus", "ScramSHA256", "ScramSHA256Plus",
+            "ScramSHA512", "ScramSHA512Plus",
             "TokenProvider", "XOAuth2", "saslprep", "select_mechanism", "tls_server_end_point",
         ]
     )  # fmt: skip

@@ -17,6 +17,8 @@ from smtpsubmit.auth import (
     ScramSHA1Plus,
     ScramSHA256,
     ScramSHA256Plus,
+    ScramSHA512,
+    ScramSHA512Plus,
 )
 
 PLAIN_TLS = ChannelInfo(encrypted=True)
@@ -25,8 +27,10 @@ BOUND_TLS = ChannelInfo(encrypted=True, tls_server_end_point=hashlib.sha256(b"ce
 
 def test_default_preference_strongest_first_without_cram_md5() -> None:
     assert PasswordAuth("u", "p").mechanisms() == (
+        "SCRAM-SHA-512-PLUS",
         "SCRAM-SHA-256-PLUS",
         "SCRAM-SHA-1-PLUS",
+        "SCRAM-SHA-512",
         "SCRAM-SHA-256",
         "SCRAM-SHA-1",
         "PLAIN",
@@ -58,7 +62,9 @@ def test_pinning_login_with_authzid_is_a_configuration_error() -> None:
 @pytest.mark.parametrize(
     ("name", "cls"),
     [
+        ("SCRAM-SHA-512-PLUS", ScramSHA512Plus),
         ("SCRAM-SHA-256-PLUS", ScramSHA256Plus),
+        ("SCRAM-SHA-512", ScramSHA512),
         ("SCRAM-SHA-1-PLUS", ScramSHA1Plus),
         ("SCRAM-SHA-256", ScramSHA256),
         ("scram-sha-1", ScramSHA1),

@@ -16,6 +16,8 @@ from smtpsubmit.auth import (
     ScramSHA1Plus,
     ScramSHA256,
     ScramSHA256Plus,
+    ScramSHA512,
+    ScramSHA512Plus,
 )
 from smtpsubmit.auth._scram import (
     MIN_ITERATIONS,
@@ -87,7 +89,8 @@ def run_against(mech: _Scram, server: FakeScramServer) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("cls", "hash_name"), [(ScramSHA256Plus, "sha256"), (ScramSHA1Plus, "sha1")]
+    ("cls", "hash_name"),
+    [(ScramSHA512Plus, "sha512"), (ScramSHA256Plus, "sha256"), (ScramSHA1Plus, "sha1")],
 )
 def test_plus_binds_tls_server_end_point(cls: type[_Scram], hash_name: str) -> None:
     binding = hashlib.sha256(b"certificate").digest()
@@ -298,3 +301,10 @@ def test_mechanism_random_challenges_raise_only_sasl_error(challenge: bytes) -> 
     except SASLError:
         return
     assert response.startswith(b"c=biws,r=" + CLIENT_NONCE.encode())
+
+
+def test_scram_sha_512_round_trip_verifies_the_server() -> None:
+    mech = ScramSHA512("user", "pencil")
+    first = run_against(mech, FakeScramServer("sha512", "pencil"))
+    assert first.startswith(b"n,,n=user,r=")
+    mech.success()

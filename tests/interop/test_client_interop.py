@@ -74,8 +74,10 @@ async def test_postfix_delivers_byte_identical_over_both_tls_modes(
     assert via in delivered.received_header
 
 
+# Cyrus SASL also offers DIGEST-MD5 (moved to Historic by RFC 6331) and SCRAM-SHA-224/-384,
+# which smtpsubmit deliberately does not implement; every mechanism it does run is here.
 @pytest.mark.parametrize(
-    "mechanism", ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"]
+    "mechanism", ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 )
 async def test_every_sasl_mechanism_postfix_offers(interop_servers, mechanism: str) -> None:
     assert mechanism in interop_servers.postfix.auth_mechanisms
@@ -91,9 +93,9 @@ async def test_every_sasl_mechanism_postfix_offers(interop_servers, mechanism: s
     interop_servers.postfix.wait_for_messages(rcpt)
 
 
-async def test_automatic_mechanism_choice_is_scram_sha_256(interop_servers) -> None:
+async def test_automatic_mechanism_choice_is_the_strongest_scram(interop_servers) -> None:
     async with postfix_client(interop_servers) as client:
-        assert client.authenticated_mechanism == "SCRAM-SHA-256"
+        assert client.authenticated_mechanism == "SCRAM-SHA-512"
 
 
 async def test_wrong_password_is_535(interop_servers) -> None:
@@ -279,3 +281,34 @@ async def test_aiosmtpd_over_both_tls_modes(interop_servers, tls: str) -> None:
     assert result.refused[interop_servers.rejected.address].code == 550
     [captured] = ai.wait_for_messages(rcpt)
     assert captured.body == BODY or captured.raw.endswith(BODY)
+
+
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat-window", "data-chain"])
+async def test_batch_with_a_refusal_in_the_middle_against_postfix(
+    interop_servers, chunking: bool
+) -> None:
+    good = [interop_servers.unique_address("batch") for _ in range(6)]
+    rejected = interop_servers.rejected.address
+    items = [
+        (interop_servers.sender, [rcpt], raw_message(interop_servers.sender, rcpt, b"b\r\n"))
+        for rcpt in good
+    ]
+    # The third message goes only to the rejected address; the fifth to both.
+    items[2] = (interop_servers.sender, [rejected], items[2][2])
+    items[4] = (interop_servers.sender, [rejected, good[4]], items[4][2])
+    async with postfix_client(interop_servers, chunking=chunking) as client:
+        results = await client.send_batch(items, window=4)
+        assert client.is_connected
+    assert isinstance(results[2], smtpsubmit.RecipientsRefusedError)
+    assert results[2].refused[rejected].code == interop_servers.rejected.code
+    partial = results[4]
+    assert isinstance(partial, smtpsubmit.SendResult)
+    assert partial.accepted == (good[4],)
+    assert rejected in partial.refused
+    for index in (0, 1, 3, 5):
+        result = results[index]
+        assert isinstance(result, smtpsubmit.SendResult), result
+        assert result.accepted == (good[index],)
+        assert result.queue_id
+    for index in (0, 1, 3, 4, 5):
+        interop_servers.postfix.wait_for_messages(good[index])
