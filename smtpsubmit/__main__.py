@@ -1,4 +1,4 @@
-"""Command line: ``python -m smtpsubmit demo | serve``."""
+"""Command line: ``python -m smtpsubmit demo | serve | send | probe``."""
 
 from __future__ import annotations
 
@@ -90,11 +90,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="send through the embedded fake server over 465 and 587")
     sub.add_parser("serve", help="run the fake SMTP server standalone", add_help=False)
+    sub.add_parser("send", help="submit one message (like swaks)", add_help=False)
+    sub.add_parser("probe", help="diagnose a server's submission ports and TLS", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "serve":
         from smtpsubmit.testing._cli import serve_main
 
         return serve_main(rest)
+    if args.command == "send":
+        from smtpsubmit.cli import send_main
+
+        return send_main(rest)
+    if args.command == "probe":
+        from smtpsubmit.cli import probe_main
+
+        return probe_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return anyio.run(_demo)
