@@ -344,6 +344,8 @@ class SMTPClient:
         for index, item in enumerate(items):
             try:
                 if isinstance(item, Message):
+                    envelope = envelope_from(item)
+                    check_envelope(envelope.sender, envelope.recipients)
                     prepared = prepare_message(item, ext)
                 else:
                     sender, recipients, data = item
@@ -676,9 +678,14 @@ class SMTPClient:
         )
 
     async def _finish_body(self, chunks: AsyncIterator[bytes], accepted: tuple[str, ...]) -> Reply:
+        # Each chunk is written when the next one is known, so the last one shares its
+        # write with the end-of-data marker (one segment for a small message).
+        pending = b""
         async for chunk in chunks:
-            await self._write(self._render(MessageData(chunk)), "data")
-        await self._write(self._render(EndOfData()), "data")
+            if pending:
+                await self._write(pending, "data")
+            pending = self._render(MessageData(chunk))
+        await self._write(pending + self._render(EndOfData()), "data")
         try:
             return await self._read_reply("final_reply")
         except (ConnectError, TimeoutError, ProtocolViolationError) as exc:
@@ -749,38 +756,61 @@ class SMTPClient:
             await self._transport.send(data)
 
     async def _read_reply(self, phase: Phase) -> Reply:
+        """The next reply; the phase's time limit runs from the first wait for bytes.
+
+        Replies already buffered (pipelined replies usually arrive together) are returned
+        without setting up a cancel scope, which keeps the per-message CPU cost low.
+        """
         conn, transport = self._conn, self._transport
-        assert conn is not None and transport is not None
-        with self._phase(phase):
-            while True:
-                try:
-                    event = conn.next_event()
-                except RemoteProtocolError as exc:
-                    raise ProtocolViolationError(f"{self.host}: {exc}") from None
-                if event is NEED_DATA:
+        assert conn is not None
+        assert transport is not None
+        deadline: float | None = None
+        while True:
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError as exc:
+                raise ProtocolViolationError(f"{self.host}: {exc}") from None
+            if event is NEED_DATA:
+                limit: float | None = getattr(self.timeouts, phase)
+                if limit is None:
                     conn.receive_data(await transport.receive())
                     continue
-                if event is CONNECTION_CLOSED:
-                    raise ConnectionLostError(f"{self.host} closed the connection")
-                assert isinstance(event, Reply)
-                self._log_reply(event)
-                if event.code == 421:
-                    raise ReplyError.from_reply(
-                        event, f"the server is closing the connection: {event}"
-                    )
-                return event
+                if deadline is None:
+                    deadline = anyio.current_time() + limit
+                with (
+                    self._timeout_error(phase, limit),
+                    anyio.fail_after(deadline - anyio.current_time()),
+                ):
+                    conn.receive_data(await transport.receive())
+                continue
+            if event is CONNECTION_CLOSED:
+                raise ConnectionLostError(f"{self.host} closed the connection")
+            assert isinstance(event, Reply)
+            self._log_reply(event)
+            if event.code == 421:
+                raise ReplyError.from_reply(event, f"the server is closing the connection: {event}")
+            return event
 
     @contextlib.contextmanager
     def _phase(self, phase: Phase) -> Iterator[None]:
         limit: float | None = getattr(self.timeouts, phase)
+        if limit is None:
+            yield
+            return
+        with self._timeout_error(phase, limit), anyio.fail_after(limit):
+            yield
+
+    @contextlib.contextmanager
+    def _timeout_error(self, phase: str, limit: float | None) -> Iterator[None]:
+        """Turn anyio's TimeoutError into ours, naming the phase (inner scopes win)."""
         try:
-            with anyio.fail_after(limit):
-                yield
+            yield
         except builtins.TimeoutError as exc:
             if isinstance(exc, TimeoutError):
                 raise
+            where = f" with {self.host}:{self.port}" if phase != "total" else ""
             raise TimeoutError(
-                f"{phase.replace('_', ' ')} with {self.host}:{self.port} timed out after {limit} s",
+                f"{phase.replace('_', ' ')}{where} timed out after {limit} s",
                 phase=phase,
                 timeout=limit,
             ) from None
@@ -788,17 +818,11 @@ class SMTPClient:
     @contextlib.contextmanager
     def _total_deadline(self) -> Iterator[None]:
         total = self.timeouts.total
-        try:
-            with anyio.fail_after(total):
-                yield
-        except builtins.TimeoutError as exc:
-            if isinstance(exc, TimeoutError):
-                raise
-            raise TimeoutError(
-                f"the whole operation exceeded its {total} s deadline",
-                phase="total",
-                timeout=total,
-            ) from None
+        if total is None:
+            yield
+            return
+        with self._timeout_error("total", total), anyio.fail_after(total):
+            yield
 
     def _log(self, direction: Literal["C", "S"], text: str) -> None:
         if self._recording:

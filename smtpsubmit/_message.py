@@ -29,7 +29,7 @@ from io import BytesIO
 import idna
 
 from ._errors import MessageError
-from .protocol import MAX_TEXT_LINE, Extensions, LocalProtocolError, validate_address
+from .protocol import MAX_TEXT_LINE, Extensions, LineLimit, LocalProtocolError, validate_address
 
 __all__ = [
     "Envelope",
@@ -44,7 +44,6 @@ __all__ = [
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
-_LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_TEXT_LINE + 1))
 _STRIPPED = (b"bcc", b"resent-bcc")
 
 
@@ -117,13 +116,13 @@ def check_envelope(sender: str, recipients: Sequence[str] | str) -> None:
 
 
 def prepare_address(address: str, extensions: Extensions, *, what: str) -> tuple[str, bool]:
-    """Validate an address for this server; return it as sent and whether it needs SMTPUTF8."""
+    """An address as it goes on the wire for this server, and whether it needs SMTPUTF8.
+
+    Its syntax was checked by :func:`check_envelope` before any I/O (and the protocol core
+    checks it again when the command is built); this only handles non-ASCII addresses.
+    """
     if what == "sender" and address == "":
         return address, False
-    try:
-        validate_address(address, what=what)
-    except LocalProtocolError as exc:
-        raise MessageError(str(exc)) from None
     if address.isascii():
         return address, False
     if extensions.smtputf8:
@@ -206,8 +205,7 @@ class BodyChecker:
 
     def __init__(self, *, allow_8bit: bool = True) -> None:
         self.allow_8bit = allow_8bit
-        self._run = 0  # octets since the last CR or LF
-        self._lines = 0  # line breaks seen before the current piece
+        self._limit = LineLimit(MAX_TEXT_LINE)
 
     def feed(self, piece: bytes) -> None:
         """Check the next piece of the body."""
@@ -216,25 +214,12 @@ class BodyChecker:
                 "the message has 8-bit content and the server does not offer 8BITMIME; "
                 "encode it to 7 bit (e.g. quoted-printable) first"
             )
-        first = min((i for i in (piece.find(b"\r"), piece.find(b"\n")) if i >= 0), default=-1)
-        head = len(piece) if first < 0 else first
-        if self._run + head > MAX_TEXT_LINE:
-            self._too_long(self._lines + 1)
-        match = _LONG_LINE.search(piece)
-        if match:
-            self._too_long(self._lines + piece.count(b"\n", 0, match.start()) + 1)
-        if first < 0:
-            self._run += len(piece)
-        else:
-            self._run = len(piece) - 1 - max(piece.rfind(b"\r"), piece.rfind(b"\n"))
-        self._lines += piece.count(b"\n")
-
-    @staticmethod
-    def _too_long(line_no: int) -> None:
-        raise MessageError(
-            f"line {line_no} is longer than {MAX_TEXT_LINE} octets (RFC 5321 4.5.3.1.6); "
-            "encode the content (quoted-printable or base64) first"
-        )
+        line_no = self._limit.feed(piece)
+        if line_no:
+            raise MessageError(
+                f"line {line_no} is longer than {MAX_TEXT_LINE} octets (RFC 5321 4.5.3.1.6); "
+                "encode the content (quoted-printable or base64) first"
+            )
 
 
 def check_line_lengths(data: bytes) -> None:

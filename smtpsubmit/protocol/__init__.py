@@ -41,7 +41,7 @@ from ._connection import (
     Event,
     Sentinel,
 )
-from ._data import MAX_TEXT_LINE, DataEncoder, encode_data, normalize_newlines
+from ._data import MAX_TEXT_LINE, DataEncoder, LineLimit, encode_data, normalize_newlines
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._extensions import Extensions
 from ._replies import EnhancedStatus, Reply, ReplyParser
@@ -65,6 +65,7 @@ __all__ = [
     "Event",
     "Extensions",
     "Helo",
+    "LineLimit",
     "LocalProtocolError",
     "Mail",
     "MessageData",

@@ -17,11 +17,12 @@ BDAT needs none of this: chunks are sent as they are, with their exact length.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ._errors import LocalProtocolError
 
-__all__ = ["MAX_TEXT_LINE", "DataEncoder", "encode_data", "normalize_newlines"]
+__all__ = ["MAX_TEXT_LINE", "DataEncoder", "LineLimit", "encode_data", "normalize_newlines"]
 
 #: RFC 5321 4.5.3.1.6: 1000 octets per text line including CRLF.
 MAX_TEXT_LINE = 998
@@ -34,26 +35,58 @@ def normalize_newlines(data: bytes) -> bytes:
     return _NEWLINES.sub(b"\r\n", data)
 
 
+@functools.lru_cache(maxsize=8)
+def _long_line_pattern(max_line: int) -> re.Pattern[bytes]:
+    # Anchored at line starts: unanchored, the search rescans each line from every offset,
+    # which is quadratic in the line length.
+    return re.compile(rb"(?<![^\r\n])[^\r\n]{%d}" % (max_line + 1))
+
+
+class LineLimit:
+    """Finds lines longer than ``max_line`` octets (RFC 5321 4.5.3.1.6) across the pieces of
+    a body. CR and LF both end a line: bare ones become CRLF on the wire."""
+
+    def __init__(self, max_line: int = MAX_TEXT_LINE) -> None:
+        self.max_line = max_line
+        self._pattern = _long_line_pattern(max_line)
+        self._run = 0  # octets since the last CR or LF
+        self._lines = 0  # LFs seen before the current piece
+
+    def feed(self, piece: bytes) -> int:
+        """0 while every line fits, else the 1-based number of the first line that does not."""
+        cr, lf = piece.find(b"\r"), piece.find(b"\n")
+        first = min(cr, lf) if cr >= 0 and lf >= 0 else max(cr, lf)
+        head = len(piece) if first < 0 else first
+        if self._run + head > self.max_line:
+            return self._lines + 1
+        match = self._pattern.search(piece)
+        if match:
+            return self._lines + piece.count(b"\n", 0, match.start()) + 1
+        if first < 0:
+            self._run += len(piece)
+        else:
+            self._run = len(piece) - 1 - max(piece.rfind(b"\r"), piece.rfind(b"\n"))
+        self._lines += piece.count(b"\n")
+        return 0
+
+
 class DataEncoder:
     """Incremental DATA body encoder: ``feed()`` each chunk, then ``end()`` once."""
 
     def __init__(self, *, max_line: int | None = MAX_TEXT_LINE) -> None:
         self.max_line = max_line
         self._pending_cr = False
-        self._line_length = 0  # octets of the current, unfinished line (after normalising)
         self._at_line_start = True
-        # Anchored at line starts: unanchored, the search rescans each line from every
-        # offset, which is quadratic in the line length.
-        self._long_line = (
-            re.compile(rb"(?<![^\r\n])[^\r\n]{%d}" % (max_line + 1))
-            if max_line is not None
-            else None
-        )
+        self._limit = LineLimit(max_line) if max_line is not None else None
 
     def feed(self, chunk: bytes) -> bytes:
         """Encode a chunk; may hold back one trailing CR until the next call."""
         if not chunk:
             return b""
+        if self._limit is not None and self._limit.feed(chunk):
+            raise LocalProtocolError(
+                f"message line longer than {self.max_line} octets (RFC 5321 4.5.3.1.6)"
+            )
         if self._pending_cr:
             chunk = b"\r" + chunk
             self._pending_cr = False
@@ -61,7 +94,6 @@ class DataEncoder:
             chunk = chunk[:-1]
             self._pending_cr = True
         text = _NEWLINES.sub(b"\r\n", chunk)
-        self._check_lengths(text)
         stuffed = text.replace(b"\n.", b"\n..")
         if self._at_line_start and stuffed.startswith(b"."):
             stuffed = b"." + stuffed
@@ -72,22 +104,6 @@ class DataEncoder:
             self._at_line_start = True
         return stuffed
 
-    def _check_lengths(self, text: bytes) -> None:
-        if self._long_line is None or self.max_line is None:
-            return
-        first_end = text.find(b"\r")
-        first = len(text) if first_end < 0 else first_end
-        if self._line_length + first > self.max_line or self._long_line.search(text):
-            raise LocalProtocolError(
-                f"message line longer than {self.max_line} octets (RFC 5321 4.5.3.1.6)"
-            )
-        if first_end < 0:
-            self._line_length += len(text)
-        else:
-            self._line_length = len(text) - text.rfind(b"\n") - 1
-        if self._pending_cr:
-            self._line_length = 0
-
     def end(self) -> bytes:
         """Finish the body: the pending line end, a CRLF if needed, and ``.CRLF``."""
         out = b""
@@ -97,7 +113,8 @@ class DataEncoder:
         elif not self._at_line_start:
             out = b"\r\n"
         self._at_line_start = True
-        self._line_length = 0
+        if self._limit is not None:
+            self._limit = LineLimit(self._limit.max_line)  # the next body starts afresh
         return out + b".\r\n"
 
 

@@ -9,6 +9,7 @@ import pytest
 from smtpsubmit.protocol import (
     MAX_TEXT_LINE,
     DataEncoder,
+    LineLimit,
     LocalProtocolError,
     encode_data,
     normalize_newlines,
@@ -192,3 +193,31 @@ def test_encoding_ten_megabytes_of_long_lines_takes_linear_time() -> None:
     wire = encode_data(body)
     assert time.perf_counter() - start < 2.0  # a quadratic scan took over a minute
     assert len(wire) == len(body) + 10_000 + 3
+
+
+# -- LineLimit: the one line-length rule, shared with the message checks -------------------
+
+
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        ([b"a" * 998], 0),
+        ([b"a" * 999], 1),
+        ([b"a" * 500, b"a" * 498, b"\r\n", b"b" * 998], 0),
+        ([b"a" * 500, b"a" * 499], 1),
+        ([b"ok\r\n", b"ok\n" + b"c" * 999], 3),
+        ([b"x\r", b"y" * 998 + b"\n", b"z" * 998], 0),
+        ([b"x\r" + b"y" * 999], 1),  # a bare CR ends a line (it becomes CRLF)
+    ],
+)
+def test_line_limit_across_pieces(pieces: list[bytes], expected: int) -> None:
+    limit = LineLimit()
+    results = [limit.feed(piece) for piece in pieces]
+    first_bad = next((r for r in results if r), 0)
+    assert first_bad == expected
+
+
+def test_line_limit_is_linear_on_long_bodies() -> None:
+    # 10 MB of 70-octet lines: a quadratic scan would take minutes, this takes milliseconds.
+    body = (b"x" * 70 + b"\r\n") * 140_000
+    assert LineLimit().feed(body) == 0

@@ -22,6 +22,7 @@ EXPECTED = {
     "Event",
     "Extensions",
     "Helo",
+    "LineLimit",
     "LocalProtocolError",
     "Mail",
     "MessageData",
