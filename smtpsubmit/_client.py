@@ -427,7 +427,12 @@ class SMTPClient:
         if mode is TLSMode.IMPLICIT:
             await self._start_tls()
         self._conn = ClientConnection(
-            encrypted=mode is TLSMode.IMPLICIT, allow_cleartext_auth=self.allow_cleartext_auth
+            encrypted=mode is TLSMode.IMPLICIT,
+            allow_cleartext_auth=self.allow_cleartext_auth,
+            # Every body is line-checked by the message layer (BodyChecker, same LineLimit)
+            # before or while it is sent, with a MessageError naming the line; checking
+            # again in the core's encoder would double the scan for nothing.
+            max_data_line=None,
         )
         greeting = await self._read_reply("greeting")
         if not greeting.is_positive:

@@ -199,6 +199,9 @@ def serialize(msg: Message, extensions: Extensions, *, smtputf8: bool) -> tuple[
     return data, eightbit
 
 
+_SLICE = 1 << 20
+
+
 class BodyChecker:
     """Checks a body piece by piece: line lengths (RFC 5321 4.5.3.1.6) and, unless 8-bit
     transport is available, that every octet is 7-bit. Raises :class:`MessageError`."""
@@ -214,7 +217,12 @@ class BodyChecker:
                 "the message has 8-bit content and the server does not offer 8BITMIME; "
                 "encode it to 7 bit (e.g. quoted-printable) first"
             )
-        line_no = self._limit.feed(piece)
+        # In slices: the fast line check splits its input, so it must stay small.
+        line_no = 0
+        for start in range(0, len(piece), _SLICE):
+            line_no = self._limit.feed(piece[start : start + _SLICE])
+            if line_no:
+                break
         if line_no:
             raise MessageError(
                 f"line {line_no} is longer than {MAX_TEXT_LINE} octets (RFC 5321 4.5.3.1.6); "

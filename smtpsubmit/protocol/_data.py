@@ -42,6 +42,20 @@ def _long_line_pattern(max_line: int) -> re.Pattern[bytes]:
     return re.compile(rb"(?<![^\r\n])[^\r\n]{%d}" % (max_line + 1))
 
 
+def _all_lines_fit(piece: bytes, max_line: int) -> bool:
+    """Fast path for CRLF text: every line split at LF is short enough (CR included).
+
+    Splitting runs in C and beats any regex scan by an order of magnitude; it proves
+    nothing when the piece has bare CRs, or when some line is too long (then the exact,
+    slower search decides).
+    """
+    if piece.count(b"\r") != piece.count(b"\r\n"):
+        return False
+    return max(map(len, piece.split(b"\n")), default=0) <= max_line + 1 and (
+        len(piece) - 1 - piece.rfind(b"\n") <= max_line
+    )
+
+
 class LineLimit:
     """Finds lines longer than ``max_line`` octets (RFC 5321 4.5.3.1.6) across the pieces of
     a body. CR and LF both end a line: bare ones become CRLF on the wire."""
@@ -59,9 +73,10 @@ class LineLimit:
         head = len(piece) if first < 0 else first
         if self._run + head > self.max_line:
             return self._lines + 1
-        match = self._pattern.search(piece)
-        if match:
-            return self._lines + piece.count(b"\n", 0, match.start()) + 1
+        if not _all_lines_fit(piece, self.max_line):
+            match = self._pattern.search(piece)
+            if match:
+                return self._lines + piece.count(b"\n", 0, match.start()) + 1
         if first < 0:
             self._run += len(piece)
         else:
@@ -93,7 +108,10 @@ class DataEncoder:
         if chunk.endswith(b"\r"):
             chunk = chunk[:-1]
             self._pending_cr = True
-        text = _NEWLINES.sub(b"\r\n", chunk)
+        if chunk.count(b"\n") == chunk.count(b"\r\n") == chunk.count(b"\r"):
+            text = chunk  # already CRLF throughout: the common case, and much cheaper
+        else:
+            text = _NEWLINES.sub(b"\r\n", chunk)
         stuffed = text.replace(b"\n.", b"\n..")
         if self._at_line_start and stuffed.startswith(b"."):
             stuffed = b"." + stuffed
