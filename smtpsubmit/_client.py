@@ -103,6 +103,7 @@ from .protocol import (
     Rset,
     StartTLS,
     State,
+    validate_domain,
 )
 from .transport import TLSInfo, Transport, connect_tcp, connect_unix
 
@@ -125,12 +126,15 @@ class DSN:
     """Delivery status notification requests (RFC 3461), used when the server offers DSN.
 
     ``notify``: any of ``"SUCCESS"``, ``"FAILURE"``, ``"DELAY"``, or ``("NEVER",)``;
-    ``ret``: ``"FULL"`` or ``"HDRS"``; ``envid``: an envelope id echoed in reports.
+    ``ret``: ``"FULL"`` or ``"HDRS"``; ``envid``: an envelope id echoed in reports;
+    ``orcpt``: send each recipient as its own original recipient (``ORCPT=rfc822;...``,
+    RFC 3461 4.2), so reports name the address you used even after forwarding.
     """
 
     notify: tuple[Literal["NEVER", "SUCCESS", "FAILURE", "DELAY"], ...] = ()
     ret: Literal["FULL", "HDRS"] | None = None
     envid: str | None = None
+    orcpt: bool = False
 
 
 class SMTPClient:
@@ -143,7 +147,9 @@ class SMTPClient:
     CAs, hostname check, TLS 1.2+). ``timeout`` is a :class:`Timeouts` or seconds for
     every phase. ``transport`` lets you bring your own stream (a proxy, a test double):
     an async callable returning a connected :class:`~smtpsubmit.transport.Transport`.
-    ``unix_socket`` connects to a local socket path instead of ``host:port``.
+    ``unix_socket`` connects to a local socket path instead of ``host:port``, and
+    ``source_address`` picks the local IP to connect from. ``local_hostname`` is the EHLO
+    name; by default the host name if it is fully qualified, else our address literal.
 
     Use it as ``async with SMTPClient(...) as client:``; it is safe to share between tasks
     (sends are serialised), though a pool is better for concurrency.
@@ -166,6 +172,7 @@ class SMTPClient:
         chunking: bool = True,
         transport: TransportFactory | None = None,
         unix_socket: str | None = None,
+        source_address: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -177,7 +184,9 @@ class SMTPClient:
             auth = PasswordAuth(username, password or "")
         self._auth = auth
         self.timeouts = Timeouts.coerce(timeout)
-        self.local_hostname = local_hostname or _local_hostname()
+        #: The EHLO name; when not given, chosen once connected (see ``_ehlo_name``).
+        self.local_hostname = local_hostname
+        self._source_address = source_address
         self.server_hostname = server_hostname or host
         self.allow_cleartext_auth = allow_cleartext_auth
         self.use_chunking = chunking
@@ -422,8 +431,10 @@ class SMTPClient:
             elif self._unix_socket is not None:
                 transport = await connect_unix(self._unix_socket)
             else:
-                transport = await connect_tcp(self.host, self.port)
+                transport = await connect_tcp(self.host, self.port, local_host=self._source_address)
         self._transport = transport
+        if self.local_hostname is None:
+            self.local_hostname = _ehlo_name(transport)
         if mode is TLSMode.IMPLICIT:
             await self._start_tls()
         self._conn = ClientConnection(
@@ -445,12 +456,13 @@ class SMTPClient:
 
     async def _hello(self) -> None:
         assert self._conn is not None
-        reply = await self._command(Ehlo(self.local_hostname), "command")
+        name = self.local_hostname or "[127.0.0.1]"
+        reply = await self._command(Ehlo(name), "command")
         starttls_pending = self.tls_mode is TLSMode.STARTTLS and not self._conn.encrypted
         if reply.code in (500, 502) and not starttls_pending:
             # RFC 5321 3.2: fall back to HELO for pre-ESMTP servers. Not before STARTTLS:
             # a HELO session has no extensions, so it could never be upgraded.
-            reply = await self._command(Helo(self.local_hostname), "command")
+            reply = await self._command(Helo(name), "command")
         if not reply.is_positive:
             raise ReplyError.from_reply(reply)
 
@@ -605,7 +617,10 @@ class SMTPClient:
             ret=dsn.ret if dsn else None,
             envid=dsn.envid if dsn else None,
         )
-        rcpts = [Rcpt(r, notify=dsn.notify if dsn else (), orcpt=None) for r in msg.recipients]
+        rcpts = [
+            Rcpt(r, notify=dsn.notify if dsn else (), orcpt=r if dsn and dsn.orcpt else None)
+            for r in msg.recipients
+        ]
         return mail, rcpts
 
     async def _transaction(self, mail: Mail, rcpts: list[Rcpt], body: Body) -> SendResult:
@@ -913,12 +928,22 @@ def _channel_binding(info: TLSInfo | None) -> bytes | None:
         return None
 
 
-def _local_hostname() -> str:
-    """An EHLO name: the FQDN when it is a valid domain, else an address literal."""
-    name = socket.getfqdn()
-    if name and "." in name and name.isascii() and " " not in name:
-        return name
-    return "[127.0.0.1]"
+def _ehlo_name(transport: Transport) -> str:
+    """The EHLO name (RFC 5321 4.1.4): the host name when it is a fully qualified domain,
+    else the address literal of our end of the connection. No DNS lookup: getfqdn() can
+    stall for seconds, and that in an async library's event loop."""
+    name = socket.gethostname()
+    if "." in name and name.isascii():
+        try:
+            validate_domain(name)
+        except LocalProtocolError:
+            pass
+        else:
+            return name
+    ip = transport.local_ip
+    if ip is None:
+        return "[127.0.0.1]"
+    return f"[IPv6:{ip}]" if ":" in ip else f"[{ip}]"
 
 
 async def send(
@@ -937,6 +962,11 @@ async def send(
     dsn: DSN | None = None,
     allow_cleartext_auth: bool = False,
     local_hostname: str | None = None,
+    server_hostname: str | None = None,
+    chunking: bool = True,
+    transport: TransportFactory | None = None,
+    unix_socket: str | None = None,
+    source_address: str | None = None,
 ) -> SendResult:
     """Connect, send one ``EmailMessage``, QUIT. See :class:`SMTPClient` for the options."""
     async with SMTPClient(
@@ -950,5 +980,10 @@ async def send(
         timeout=timeout,
         allow_cleartext_auth=allow_cleartext_auth,
         local_hostname=local_hostname,
+        server_hostname=server_hostname,
+        chunking=chunking,
+        transport=transport,
+        unix_socket=unix_socket,
+        source_address=source_address,
     ) as client:
         return await client.send_message(message, sender=sender, recipients=recipients, dsn=dsn)

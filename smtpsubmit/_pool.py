@@ -67,6 +67,7 @@ class SMTPPool:
         allow_cleartext_auth: bool = False,
         chunking: bool = True,
         transport: TransportFactory | None = None,
+        source_address: str | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -93,6 +94,7 @@ class SMTPPool:
                 allow_cleartext_auth=allow_cleartext_auth,
                 chunking=chunking,
                 transport=transport,
+                source_address=source_address,
             )
 
         factory()  # validate the options (TLS policy, auth) now, not at the first send

@@ -102,6 +102,7 @@ class SMTPClient:
         chunking: bool = True,
         transport: TransportFactory | None = None,
         unix_socket: str | None = None,
+        source_address: str | None = None,
     ) -> None:
         self._async: _client.SMTPClient = _client.SMTPClient(
             host,
@@ -118,6 +119,7 @@ class SMTPClient:
             chunking=chunking,
             transport=transport,
             unix_socket=unix_socket,
+            source_address=source_address,
         )
 
     def __repr__(self) -> str:
@@ -205,9 +207,52 @@ class SMTPClient:
 class SMTPPool:
     """Blocking twin of :class:`smtpsubmit.SMTPPool`, shared safely between threads."""
 
-    def __init__(self, host: str, port: int, **options: Any) -> None:
-        """``options`` are those of :class:`smtpsubmit.SMTPPool`."""
-        self._async: _pool.SMTPPool = _call(_pool.SMTPPool, host, port, **options)
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        max_connections: int = 8,
+        max_messages_per_connection: int | None = 1000,
+        max_connection_age: float | None = 600.0,
+        idle_timeout: float | None = 60.0,
+        health_check_after: float | None = 5.0,
+        tls: TLSMode | str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        auth: Authenticator | None = None,
+        timeout: Timeouts | float | None = None,
+        local_hostname: str | None = None,
+        server_hostname: str | None = None,
+        allow_cleartext_auth: bool = False,
+        chunking: bool = True,
+        transport: TransportFactory | None = None,
+        source_address: str | None = None,
+    ) -> None:
+        """The options of :class:`smtpsubmit.SMTPPool`."""
+        self._async: _pool.SMTPPool = _call(
+            _pool.SMTPPool,
+            host,
+            port,
+            max_connections=max_connections,
+            max_messages_per_connection=max_messages_per_connection,
+            max_connection_age=max_connection_age,
+            idle_timeout=idle_timeout,
+            health_check_after=health_check_after,
+            tls=tls,
+            ssl_context=ssl_context,
+            username=username,
+            password=password,
+            auth=auth,
+            timeout=timeout,
+            local_hostname=local_hostname,
+            server_hostname=server_hostname,
+            allow_cleartext_auth=allow_cleartext_auth,
+            chunking=chunking,
+            transport=transport,
+            source_address=source_address,
+        )
 
     def __repr__(self) -> str:
         return f"<sync {self._async!r}>"

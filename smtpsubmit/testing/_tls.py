@@ -20,21 +20,23 @@ WRONG_HOST = "wrong.example"
 
 
 class ServerCertificates:
-    """A throwaway CA, a server certificate for localhost/127.0.0.1/::1, and one for
-    ``wrong.example`` from the same CA (for the hostname-verification drill).
+    """A throwaway CA, a server certificate for localhost/127.0.0.1/::1 (plus any
+    ``extra_names``, e.g. ``("smtp.example.com",)`` to test code that connects by your real
+    host name), and one for ``wrong.example`` from the same CA (for the hostname drill).
 
     Share one instance between servers (``FakeSMTPServer(certificates=...)``) so that a
     client trusting ``ca_pem_path`` trusts all of them. Call ``close()`` to delete the
     temporary PEM file; servers that created their own instance do so on exit.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, extra_names: tuple[str, ...] = ()) -> None:
         # Imported here: trustme is a test dependency, and importing smtpsubmit.testing (which
         # pytest does for the plugin in every project) must work without it.
         import trustme
 
         self._ca = trustme.CA(organization_name="smtpsubmit fake server test CA")
-        self._cert = self._ca.issue_cert(*SERVER_NAMES)
+        self.names: tuple[str, ...] = (*SERVER_NAMES, *extra_names)
+        self._cert = self._ca.issue_cert(*self.names)
         self._wrong = self._ca.issue_cert(WRONG_HOST)
         self._dir = tempfile.mkdtemp(prefix="smtpsubmit-ca-")
         #: Path of the CA certificate in PEM form, for non-Python clients (swaks, curl).

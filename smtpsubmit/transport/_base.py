@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import anyio
 import anyio.abc
+from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from .._errors import CertificateError, ConnectError, ConnectionLostError, TLSError
@@ -57,6 +58,11 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def tls_info(self) -> TLSInfo | None:
         """Details of the TLS session, or ``None`` when the stream is not encrypted."""
+
+    @property
+    def local_ip(self) -> str | None:
+        """The local IP address of the connection, if it has one (for the EHLO name)."""
+        return None
 
 
 @contextlib.contextmanager
@@ -116,6 +122,11 @@ class AnyIOTransport(Transport):
             anyio.move_on_after(1),
         ):
             await self._stream.aclose()
+
+    @property
+    def local_ip(self) -> str | None:
+        address = self._stream.extra(SocketAttribute.local_address, None)
+        return address[0] if isinstance(address, tuple) else None
 
     @property
     def tls_info(self) -> TLSInfo | None:

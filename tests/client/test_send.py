@@ -351,3 +351,41 @@ async def test_result_transcript_has_the_transaction_without_secrets() -> None:
     assert lines[0] == "C: MAIL FROM:<a@example.com> SIZE=1"
     assert lines[-1].startswith("S: 250 2.0.0 Ok: queued as ")
     assert all(USERS["alice"] not in line for line in lines)
+
+
+async def test_dsn_orcpt_sends_each_recipient_as_its_original() -> None:
+    dsn = smtpsubmit.DSN(notify=("FAILURE",), orcpt=True)
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        async with client_for(server) as client:
+            await client.sendmail("a@example.com", ["b+tag@example.com"], b"x", dsn=dsn)
+        await server.wait_for_messages(1)
+        params = server.messages[0].recipients[0].params
+    assert params["ORCPT"] == "rfc822;b+tag@example.com"  # xtext-decoded by the server
+
+
+async def test_default_ehlo_name_is_a_domain_or_our_address_literal() -> None:
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        async with smtpsubmit.SMTPClient(
+            server.host, server.port, tls="implicit", ssl_context=server.client_ssl_context()
+        ) as client:
+            await client.noop()
+            name = client.local_hostname
+        seen = server.transcripts[0][0:3]
+    assert name is not None
+    assert name == "[127.0.0.1]" or "." in name
+    assert any(e.line == f"EHLO {name}" for e in seen if e.direction == "client")
+
+
+async def test_source_address_selects_the_local_ip() -> None:
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        async with smtpsubmit.SMTPClient(
+            server.host,
+            server.port,
+            tls="implicit",
+            ssl_context=server.client_ssl_context(),
+            source_address="127.0.0.2",
+        ) as client:
+            await client.sendmail("a@example.com", ["b@example.com"], b"x")
+        await server.wait_for_messages(1)
+        peer = server.messages[0].peer
+    assert peer[0] == "127.0.0.2"

@@ -38,7 +38,6 @@ from smtpsubmit.testing import (
     ServerConfig,
     ThreadedSMTPServer,
 )
-from smtpsubmit.testing import _tls as fake_tls
 from smtpsubmit.transport import AnyIOTransport, connect_tcp
 
 try:  # Django is optional: only docs/django.md needs it.
@@ -118,11 +117,8 @@ class DocsSandbox:
 
 @pytest.fixture(scope="session")
 def _sandbox_servers() -> Iterator[DocsSandbox]:
-    # The fake server's certificate names are a module constant read when the CA issues
-    # the certificate: extend it for the docs' host names, then restore it.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fake_tls, "SERVER_NAMES", (*fake_tls.SERVER_NAMES, *DOC_HOSTS))
-        certificates = ServerCertificates()
+    # The docs connect by real host names: the fake certificate is valid for them too.
+    certificates = ServerCertificates(extra_names=DOC_HOSTS)
     config = ServerConfig(users=DEMO_USERS, oauth_tokens=DEMO_TOKENS)
     implicit = FakeSMTPServer(config, mode=Mode.IMPLICIT_TLS, certificates=certificates)
     starttls = FakeSMTPServer(config, mode=Mode.STARTTLS, certificates=certificates)
