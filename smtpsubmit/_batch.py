@@ -19,7 +19,9 @@ Theory of operation:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import TYPE_CHECKING
 
 from ._errors import (
@@ -31,16 +33,35 @@ from ._errors import (
     SMTPError,
     TimeoutError,
 )
+from ._message import DSN
 from ._results import SendResult
 from .protocol import Bdat, Command, Data, EndOfData, Mail, MessageData, Rcpt, Reply, Rset
 
 if TYPE_CHECKING:
     from ._client import SMTPClient
 
-__all__ = ["Outcome", "Pending", "envelope_outcome", "evaluate", "run_data_chain", "run_window"]
+__all__ = [
+    "BatchEntry",
+    "Outcome",
+    "Pending",
+    "envelope_outcome",
+    "evaluate",
+    "run_data_chain",
+    "run_window",
+]
 
 Outcome = SendResult | SMTPError
 _LINK_ERRORS = (ConnectError, TimeoutError, ProtocolViolationError, ReplyError)
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """One message of a batch, with its own envelope overrides and DSN requests."""
+
+    item: Message | tuple[str, Sequence[str] | str, bytes]
+    sender: str | None = None
+    recipients: Sequence[str] | None = None
+    dsn: DSN | None = None
 
 
 @dataclass

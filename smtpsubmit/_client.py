@@ -34,7 +34,6 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from dataclasses import dataclass
 from email.message import Message
 from types import TracebackType
 from typing import BinaryIO, Literal
@@ -42,7 +41,7 @@ from typing import BinaryIO, Literal
 import anyio
 import anyio.to_thread
 
-from ._batch import Pending, envelope_outcome, run_data_chain, run_window
+from ._batch import BatchEntry, Pending, envelope_outcome, run_data_chain, run_window
 from ._errors import (
     AuthenticationError,
     CleartextAuthError,
@@ -59,6 +58,7 @@ from ._errors import (
     TimeoutError,
 )
 from ._message import (
+    DSN,
     BodyChecker,
     PreparedMessage,
     check_envelope,
@@ -119,22 +119,6 @@ MAX_AUTH_LINE = 12288
 CHUNK = 1 << 20
 Phase = Literal["connect", "tls", "greeting", "command", "data", "final_reply"]
 TransportFactory = Callable[[], Awaitable[Transport]]
-
-
-@dataclass(frozen=True)
-class DSN:
-    """Delivery status notification requests (RFC 3461), used when the server offers DSN.
-
-    ``notify``: any of ``"SUCCESS"``, ``"FAILURE"``, ``"DELAY"``, or ``("NEVER",)``;
-    ``ret``: ``"FULL"`` or ``"HDRS"``; ``envid``: an envelope id echoed in reports;
-    ``orcpt``: send each recipient as its own original recipient (``ORCPT=rfc822;...``,
-    RFC 3461 4.2), so reports name the address you used even after forwarding.
-    """
-
-    notify: tuple[Literal["NEVER", "SUCCESS", "FAILURE", "DELAY"], ...] = ()
-    ret: Literal["FULL", "HDRS"] | None = None
-    envid: str | None = None
-    orcpt: bool = False
 
 
 class SMTPClient:
@@ -322,14 +306,19 @@ class SMTPClient:
         per message). Returns one outcome per item, in order: a :class:`SendResult`, or the
         :class:`SMTPError` that message met (nothing is raised for a single message).
         """
+        return await self._send_entries([BatchEntry(item, dsn=dsn) for item in items], window)
+
+    async def _send_entries(
+        self, entries: list[BatchEntry], window: int
+    ) -> list[SendResult | SMTPError]:
+        """``send_batch`` with per-message envelope overrides and DSN (used by the pool)."""
         if window < 1:
             raise ValueError("window must be at least 1")
-        items = list(items)
-        results: list[SendResult | SMTPError | None] = [None] * len(items)
+        results: list[SendResult | SMTPError | None] = [None] * len(entries)
         async with self._lock:
             with self._total_deadline():
                 await self._ensure_connected()
-                pending = self._prepare_batch(items, dsn, results)
+                pending = self._prepare_batch(entries, results)
                 self._recording = False
                 try:
                     await self._run_batch(pending, window, results)
@@ -342,25 +331,28 @@ class SMTPClient:
         return [r if r is not None else SMTPError("not sent") for r in results]
 
     def _prepare_batch(
-        self,
-        items: list[Message | tuple[str, Sequence[str] | str, bytes]],
-        dsn: DSN | None,
-        results: list[SendResult | SMTPError | None],
+        self, entries: list[BatchEntry], results: list[SendResult | SMTPError | None]
     ) -> list[Pending]:
         assert self._conn is not None
         ext = self._conn.extensions
         pending = []
-        for index, item in enumerate(items):
+        for index, entry in enumerate(entries):
+            item = entry.item
             try:
                 if isinstance(item, Message):
                     envelope = envelope_from(item)
-                    check_envelope(envelope.sender, envelope.recipients)
-                    prepared = prepare_message(item, ext)
+                    check_envelope(
+                        envelope.sender if entry.sender is None else entry.sender,
+                        envelope.recipients if entry.recipients is None else entry.recipients,
+                    )
+                    prepared = prepare_message(
+                        item, ext, sender=entry.sender, recipients=entry.recipients
+                    )
                 else:
                     sender, recipients, data = item
                     check_envelope(sender, recipients)
                     prepared = prepare_raw(sender, recipients, bytes(data), ext)
-                mail, rcpts = self._envelope(prepared, dsn)
+                mail, rcpts = self._envelope(prepared, entry.dsn)
             except MessageError as exc:
                 results[index] = exc
                 continue

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from io import BytesIO
+from typing import Literal
 
 import idna
 
@@ -45,6 +46,22 @@ __all__ = [
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
 _STRIPPED = (b"bcc", b"resent-bcc")
+
+
+@dataclass(frozen=True)
+class DSN:
+    """Delivery status notification requests (RFC 3461), used when the server offers DSN.
+
+    ``notify``: any of ``"SUCCESS"``, ``"FAILURE"``, ``"DELAY"``, or ``("NEVER",)``;
+    ``ret``: ``"FULL"`` or ``"HDRS"``; ``envid``: an envelope id echoed in reports;
+    ``orcpt``: send each recipient as its own original recipient (``ORCPT=rfc822;...``,
+    RFC 3461 4.2), so reports name the address you used even after forwarding.
+    """
+
+    notify: tuple[Literal["NEVER", "SUCCESS", "FAILURE", "DELAY"], ...] = ()
+    ret: Literal["FULL", "HDRS"] | None = None
+    envid: str | None = None
+    orcpt: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,31 +5,13 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import pytest
+from client_helpers import make_message
 
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Every ``@pytest.mark.anyio`` test runs on both backends."""
     return str(request.param)
-
-
-def make_message(
-    *,
-    sender: str = "alice@example.com",
-    to: str = "bob@example.com",
-    subject: str = "Hello",
-    body: str = "Hi Bob,\n.a line starting with a dot\n",
-    **headers: str,
-) -> EmailMessage:
-    """A small text message."""
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Subject"] = subject
-    for name, value in headers.items():
-        msg[name.replace("_", "-")] = value
-    msg.set_content(body)
-    return msg
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import pytest
-from conftest import make_message
+from client_helpers import make_message
 
 import smtpsubmit
 from smtpsubmit.testing import Extension, FakeSMTPServer, Fault, Mode
