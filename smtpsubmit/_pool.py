@@ -2,48 +2,100 @@
 
 Theory of operation:
 
-- A FIFO semaphore of ``max_connections`` slots serves waiting callers in arrival order
-  (anyio's semaphore is fair), which is the backpressure: a burst of sends waits instead of
-  opening unbounded connections.
-- A slot takes the most recently used idle client (warm TLS session, likely alive) or
-  opens a new one. Before reuse, a client idle longer than ``health_check_after`` gets a
-  NOOP; one that is too old (``max_connection_age``), has sent ``max_messages_per_connection``
-  or sat idle past ``idle_timeout`` is closed instead.
-- A client comes back to the pool only if it is idle and connected. A failure or a
-  cancellation mid-transaction makes the client close itself (see ``SMTPClient``), so no
-  half-used connection is ever handed to the next caller; a 421 closes it too (eviction).
-- A reused connection that turns out dead before anything of the message was accepted
-  (the server timed it out while idle) is retried once on a fresh connection. Nothing is
-  retried after the message was sent: that is :class:`OutcomeUnknownError`.
+- Callers put requests on one FIFO queue and wait; up to ``max_connections`` worker tasks,
+  owned by the pool's task group, take them in arrival order (fair). The bounded queue is
+  the backpressure: a burst of sends waits instead of piling up.
+- A worker owns at most one connection. It takes the oldest request and, without waiting,
+  every other request already queued (up to ``window``), and sends them together with the
+  client's batch path: several transactions in flight (RFC 2920/3030), so under load a
+  message costs one round trip or less instead of two or more. A lone request goes the
+  plain way and keeps its transcript.
+- Before reuse, a connection idle longer than ``health_check_after`` gets a NOOP; one too
+  old (``max_connection_age``), with ``max_messages_per_connection`` sent, or idle past
+  ``idle_timeout`` is closed. A failure or 421 leaves the client disconnected, and the
+  worker drops it (eviction).
+- A reused connection that turns out dead before anything of a message was accepted (the
+  server timed it out while idle) is retried once on a fresh connection. Nothing is
+  retried after a message was sent: that is :class:`OutcomeUnknownError`.
+- A caller cancelled while its request waits in the queue withdraws it. Once a worker has
+  it, the send is stopped only when every caller of that batch has gone (the client then
+  closes the connection it left mid-transaction, and the worker drops it); otherwise it
+  completes for the others. No connection is ever reused half-used.
 """
 
 from __future__ import annotations
 
+import math
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from email.message import Message
 from types import TracebackType
 
 import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._client import DSN, SMTPClient, TransportFactory
-from ._errors import ConnectError, SMTPError, TransientReplyError
+from ._batch import BatchEntry
+from ._client import SMTPClient, TransportFactory
+from ._errors import ConnectError, OutcomeUnknownError, SMTPError, TransientReplyError
+from ._message import DSN
 from ._results import SendResult
 from .auth import Authenticator
 from .policy import Timeouts, TLSMode
 
 __all__ = ["SMTPPool"]
 
-_Operation = Callable[[SMTPClient], Awaitable[SendResult]]
+Outcome = SendResult | SMTPError
+
+
+@dataclass(eq=False)
+class _Batch:
+    """Requests a worker sends together; cancelled when every caller has gone."""
+
+    requests: list[_Request]
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    def withdrawn(self) -> None:
+        if all(r.withdrawn for r in self.requests):
+            self.scope.cancel()  # nobody waits for these any more: stop mid-transaction
+
+
+@dataclass(eq=False)
+class _Request:
+    entry: BatchEntry
+    done: anyio.Event = field(default_factory=anyio.Event)
+    outcome: Outcome | None = None
+    withdrawn: bool = False
+    batch: _Batch | None = None
+
+    def resolve(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self.done.set()
+
+    def withdraw(self) -> None:
+        self.withdrawn = True
+        if self.batch is not None:
+            self.batch.withdrawn()
+
+
+@dataclass(eq=False)
+class _Slot:
+    """A worker's connection (``None`` when it has none open)."""
+
+    client: SMTPClient | None = None
+    idle_since: float = 0.0
 
 
 class SMTPPool:
     """A pool of :class:`SMTPClient` connections to one server, shared by many tasks.
 
-    The connection keywords are those of :class:`SMTPClient`. ``max_connections`` bounds
-    concurrency; ``max_messages_per_connection`` and ``max_connection_age`` (seconds)
-    recycle connections; ``idle_timeout`` closes connections unused for that long;
-    ``health_check_after`` sends NOOP before reusing a connection idle for that long.
+    Use it as ``async with SMTPPool(...) as pool:``. The connection keywords are those of
+    :class:`SMTPClient`. ``max_connections`` bounds concurrency; ``window`` bounds how many
+    queued messages one connection sends together; ``max_messages_per_connection`` and
+    ``max_connection_age`` (seconds) recycle connections; ``idle_timeout`` closes
+    connections unused for that long; ``health_check_after`` sends NOOP before reusing a
+    connection idle for that long. Results of messages sent together carry no transcript.
     """
 
     def __init__(
@@ -52,6 +104,7 @@ class SMTPPool:
         port: int,
         *,
         max_connections: int = 8,
+        window: int = 16,
         max_messages_per_connection: int | None = 1000,
         max_connection_age: float | None = 600.0,
         idle_timeout: float | None = 60.0,
@@ -71,9 +124,12 @@ class SMTPPool:
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if window < 1:
+            raise ValueError("window must be at least 1")
         self.host = host
         self.port = port
         self.max_connections = max_connections
+        self.window = window
         self.max_messages_per_connection = max_messages_per_connection
         self.max_connection_age = max_connection_age
         self.idle_timeout = idle_timeout
@@ -99,18 +155,37 @@ class SMTPPool:
 
         factory()  # validate the options (TLS policy, auth) now, not at the first send
         self._factory = factory
-        self._slots = anyio.Semaphore(max_connections)
-        self._idle: list[tuple[SMTPClient, float]] = []  # (client, idle since), LIFO
-        self._in_use = 0
+        self._send: MemoryObjectSendStream[_Request] | None = None
+        self._receive: MemoryObjectReceiveStream[_Request] | None = None
+        self._task_group: TaskGroup | None = None
+        self._workers = 0
+        self._busy = 0
+        self._slots: set[_Slot] = set()
         self._closed = False
 
     def __repr__(self) -> str:
         return (
-            f"<SMTPPool {self.host}:{self.port} idle={len(self._idle)} in_use={self._in_use} "
-            f"max={self.max_connections}>"
+            f"<SMTPPool {self.host}:{self.port} connections={self._connections()} "
+            f"busy={self._busy} max={self.max_connections}>"
         )
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """Open connections, workers sending right now, and requests waiting."""
+        waiting = self._send.statistics().current_buffer_used if self._send else 0
+        return {"connections": self._connections(), "busy": self._busy, "waiting": waiting}
+
+    def _connections(self) -> int:
+        return sum(1 for slot in self._slots if slot.client and slot.client.is_connected)
+
     async def __aenter__(self) -> SMTPPool:
+        if self._closed or self._task_group is not None:
+            raise SMTPError("an SMTPPool can be entered only once")
+        self._send, self._receive = anyio.create_memory_object_stream[_Request](
+            self.max_connections * self.window
+        )
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
         return self
 
     async def __aexit__(
@@ -120,11 +195,19 @@ class SMTPPool:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+        task_group, self._task_group = self._task_group, None
+        if task_group is not None:
+            if exc is not None:
+                task_group.cancel_scope.cancel()
+            await task_group.__aexit__(exc_type, exc, tb)
+        if self._receive is not None:
+            await self._receive.aclose()
 
-    @property
-    def stats(self) -> dict[str, int]:
-        """Connections idle and in use right now."""
-        return {"idle": len(self._idle), "in_use": self._in_use}
+    async def aclose(self) -> None:
+        """Stop taking requests; queued ones are still sent, then connections QUIT."""
+        self._closed = True
+        if self._send is not None:
+            await self._send.aclose()
 
     async def send_message(
         self,
@@ -135,9 +218,7 @@ class SMTPPool:
         dsn: DSN | None = None,
     ) -> SendResult:
         """Send an ``EmailMessage`` on a pooled connection (see ``SMTPClient.send_message``)."""
-        return await self._run(
-            lambda c: c.send_message(message, sender=sender, recipients=recipients, dsn=dsn)
-        )
+        return await self._submit(BatchEntry(message, sender, recipients, dsn))
 
     async def sendmail(
         self,
@@ -148,53 +229,143 @@ class SMTPPool:
         dsn: DSN | None = None,
     ) -> SendResult:
         """Send raw bytes on a pooled connection (see ``SMTPClient.sendmail``)."""
-        return await self._run(lambda c: c.sendmail(sender, recipients, data, dsn=dsn))
+        return await self._submit(BatchEntry((sender, recipients, bytes(data)), dsn=dsn))
 
-    async def aclose(self) -> None:
-        """QUIT every idle connection; connections in use close when their send ends."""
-        self._closed = True
-        idle, self._idle = self._idle, []
-        for client, _ in idle:
-            await client.quit()
+    # -- callers -----------------------------------------------------------------------
 
-    async def _run(self, operation: _Operation) -> SendResult:
+    async def _submit(self, entry: BatchEntry) -> SendResult:
         if self._closed:
             raise SMTPError("the pool is closed")
-        async with self._slots:
-            self._in_use += 1
-            try:
-                client, reused = await self._checkout()
-                try:
-                    return await operation(client)
-                except (ConnectError, TransientReplyError) as exc:
-                    if not reused or not _stale(exc):
-                        raise
-                    # The idle connection had died under us before anything was accepted.
-                    await client.aclose()
-                    client = self._factory()
-                    return await operation(client)
-                finally:
-                    await self._checkin(client)
-            finally:
-                self._in_use -= 1
+        if self._send is None or self._task_group is None:
+            raise SMTPError("use the pool as `async with SMTPPool(...) as pool:`")
+        request = _Request(entry)
+        if self._workers < self.max_connections and self._waiting() >= self._idle_workers():
+            self._workers += 1
+            self._task_group.start_soon(self._worker)
+        try:
+            await self._send.send(request)
+            await request.done.wait()
+        except BaseException:
+            request.withdraw()  # skipped if still queued; stops the send if it was alone
+            raise
+        outcome = request.outcome
+        if isinstance(outcome, SMTPError):
+            raise outcome
+        assert outcome is not None
+        return outcome
 
-    async def _checkout(self) -> tuple[SMTPClient, bool]:
-        now = anyio.current_time()
-        while self._idle:
-            client, since = self._idle.pop()
-            if not self._fresh(client, since, now):
-                await client.quit()
-                continue
-            if self.health_check_after is not None and now - since >= self.health_check_after:
-                try:
-                    await client.noop()
-                except SMTPError:
-                    await client.aclose()
-                    continue
-            return client, True
-        client = self._factory()
-        await client.connect()
-        return client, False
+    def _waiting(self) -> int:
+        return self._send.statistics().current_buffer_used if self._send else 0
+
+    def _idle_workers(self) -> int:
+        return self._workers - self._busy
+
+    # -- workers -----------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        assert self._receive is not None
+        receive = self._receive.clone()
+        slot = _Slot(idle_since=anyio.current_time())
+        self._slots.add(slot)
+        try:
+            async with receive:
+                while True:
+                    wait = self.idle_timeout if slot.client is not None else None
+                    with anyio.move_on_after(math.inf if wait is None else wait) as idle:
+                        try:
+                            first = await receive.receive()
+                        except anyio.EndOfStream:
+                            return
+                    if idle.cancelled_caught:
+                        await self._retire(slot)
+                        continue
+                    batch = self._take_more(receive, first, slot.client)
+                    if not batch.requests:
+                        continue
+                    self._busy += 1
+                    try:
+                        with batch.scope:
+                            await self._serve(slot, batch.requests)
+                    finally:
+                        self._busy -= 1
+                    if slot.client is not None and not slot.client.is_connected:
+                        await self._retire(slot)  # e.g. the send was cut off mid-transaction
+                    slot.idle_since = anyio.current_time()
+        finally:
+            self._workers -= 1
+            self._slots.discard(slot)
+            with anyio.CancelScope(shield=True):
+                await self._retire(slot)
+
+    def _take_more(
+        self,
+        receive: MemoryObjectReceiveStream[_Request],
+        first: _Request,
+        client: SMTPClient | None,
+    ) -> _Batch:
+        limit = self.window
+        if client is not None and self.max_messages_per_connection is not None:
+            limit = max(1, min(limit, self.max_messages_per_connection - client.messages_sent))
+        batch = [first]
+        while len(batch) < limit:
+            try:
+                batch.append(receive.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+        taken = _Batch([r for r in batch if not r.withdrawn])
+        for request in taken.requests:
+            request.batch = taken
+        return taken
+
+    async def _serve(self, slot: _Slot, batch: list[_Request]) -> None:
+        client, reused = await self._checkout(slot)
+        outcomes = await self._send_on(client, batch)
+        if reused:
+            stale = [r for r, o in zip(batch, outcomes, strict=True) if _stale(o)]
+            if stale:
+                # The idle connection had died under us before anything was accepted.
+                await self._retire(slot)
+                client = slot.client = self._factory()
+                retried = dict(zip(stale, await self._send_on(client, stale), strict=True))
+                outcomes = [retried.get(r, o) for r, o in zip(batch, outcomes, strict=True)]
+        for request, outcome in zip(batch, outcomes, strict=True):
+            request.resolve(outcome)
+
+    async def _send_on(self, client: SMTPClient, batch: list[_Request]) -> list[Outcome]:
+        try:
+            if len(batch) == 1:
+                return [await self._send_one(client, batch[0].entry)]
+            return await client._send_entries([r.entry for r in batch], self.window)
+        except SMTPError as exc:  # the connection could not even be opened
+            return [exc] * len(batch)
+
+    @staticmethod
+    async def _send_one(client: SMTPClient, entry: BatchEntry) -> Outcome:
+        try:
+            item = entry.item
+            if isinstance(item, Message):
+                return await client.send_message(
+                    item, sender=entry.sender, recipients=entry.recipients, dsn=entry.dsn
+                )
+            sender, recipients, data = item
+            return await client.sendmail(sender, recipients, data, dsn=entry.dsn)
+        except SMTPError as exc:
+            return exc
+
+    async def _checkout(self, slot: _Slot) -> tuple[SMTPClient, bool]:
+        """The slot's connection if it may be reused (NOOP first if idle long), else new."""
+        client, now = slot.client, anyio.current_time()
+        if client is not None and self._fresh(client, slot.idle_since, now):
+            if self.health_check_after is None or now - slot.idle_since < self.health_check_after:
+                return client, True
+            try:
+                await client.noop()
+                return client, True
+            except SMTPError:
+                pass
+        await self._retire(slot)
+        slot.client = self._factory()
+        return slot.client, False
 
     def _fresh(self, client: SMTPClient, since: float, now: float) -> bool:
         if not client.is_connected:
@@ -210,16 +381,15 @@ class SMTPPool:
         limit = self.max_messages_per_connection
         return limit is None or client.messages_sent < limit
 
-    async def _checkin(self, client: SMTPClient) -> None:
-        if self._closed or not client.is_connected:
-            with anyio.CancelScope(shield=True):
-                await client.aclose()
-            return
-        self._idle.append((client, anyio.current_time()))
+    async def _retire(self, slot: _Slot) -> None:
+        """QUIT and forget the slot's connection."""
+        client, slot.client = slot.client, None
+        if client is not None:
+            await client.quit()
 
 
-def _stale(exc: SMTPError) -> bool:
-    """A dead idle connection: lost, or a 421 that came before any reply of ours."""
-    if isinstance(exc, TransientReplyError):
-        return exc.code == 421 and exc.command is not None and exc.command.startswith("MAIL")
-    return True
+def _stale(outcome: Outcome) -> bool:
+    """A dead idle connection: lost before sending, or a 421 in answer to MAIL."""
+    if isinstance(outcome, TransientReplyError):
+        return outcome.code == 421 and (outcome.command or "").startswith("MAIL")
+    return isinstance(outcome, ConnectError) and not isinstance(outcome, OutcomeUnknownError)

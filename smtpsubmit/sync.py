@@ -23,6 +23,7 @@ import os
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from email.message import Message
 from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
@@ -205,7 +206,10 @@ class SMTPClient:
 
 
 class SMTPPool:
-    """Blocking twin of :class:`smtpsubmit.SMTPPool`, shared safely between threads."""
+    """Blocking twin of :class:`smtpsubmit.SMTPPool`, shared safely between threads.
+
+    It starts working when created; call :meth:`close` (or use ``with``) to stop it.
+    """
 
     def __init__(
         self,
@@ -213,6 +217,7 @@ class SMTPPool:
         port: int,
         *,
         max_connections: int = 8,
+        window: int = 16,
         max_messages_per_connection: int | None = 1000,
         max_connection_age: float | None = 600.0,
         idle_timeout: float | None = 60.0,
@@ -236,6 +241,7 @@ class SMTPPool:
             host,
             port,
             max_connections=max_connections,
+            window=window,
             max_messages_per_connection=max_messages_per_connection,
             max_connection_age=max_connection_age,
             idle_timeout=idle_timeout,
@@ -253,6 +259,12 @@ class SMTPPool:
             transport=transport,
             source_address=source_address,
         )
+        # The async pool's workers live in its task group: enter it on the portal's loop
+        # and keep it open until close().
+        self._context: AbstractContextManager[_pool.SMTPPool] | None = (
+            _get_portal().wrap_async_context_manager(self._async)
+        )
+        self._context.__enter__()
 
     def __repr__(self) -> str:
         return f"<sync {self._async!r}>"
@@ -295,8 +307,10 @@ class SMTPPool:
         return result
 
     def close(self) -> None:
-        """QUIT every idle connection."""
-        _call(self._async.aclose)
+        """Send what is queued, QUIT every connection and stop the workers."""
+        context, self._context = self._context, None
+        if context is not None:
+            context.__exit__(None, None, None)
 
 
 def send(message: Message, *, host: str, port: int, **options: Any) -> SendResult:

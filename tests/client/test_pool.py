@@ -41,8 +41,9 @@ async def test_many_tasks_share_at_most_max_connections() -> None:
         delivered = sorted(m.recipients[0].address for m in server.messages)
         connections = len(server.transcripts)
     assert len(results) == 20
-    assert stats["in_use"] == 0
-    assert 1 <= stats["idle"] <= 3
+    assert stats["busy"] == 0
+    assert stats["waiting"] == 0
+    assert 1 <= stats["connections"] <= 3
     assert delivered == sorted(f"r{i}@example.com" for i in range(20))
     assert connections <= 3
 
@@ -98,7 +99,7 @@ async def test_cancellation_never_returns_a_half_used_connection() -> None:
         async with pool_for(server, max_connections=1) as pool:
             with anyio.move_on_after(0.3):
                 await pool.sendmail("a@example.com", ["b@example.com"], b"x")
-            assert pool.stats == {"idle": 0, "in_use": 0}
+            # Its only caller gone, the worker stopped that send and dropped the connection.
             result = await pool.sendmail("a@example.com", ["b@example.com"], b"y")
         connections = len(server.transcripts)
     assert result.accepted == ("b@example.com",)
@@ -107,12 +108,58 @@ async def test_cancellation_never_returns_a_half_used_connection() -> None:
 
 async def test_closed_pool_refuses_new_work() -> None:
     async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
-        pool = pool_for(server)
-        await pool.aclose()
-        with pytest.raises(smtpsubmit.SMTPError, match="closed"):
-            await pool.sendmail("a@example.com", ["b@example.com"], b"x")
+        async with pool_for(server) as pool:
+            await pool.aclose()
+            with pytest.raises(smtpsubmit.SMTPError, match="closed"):
+                await pool.sendmail("a@example.com", ["b@example.com"], b"x")
+        with pytest.raises(smtpsubmit.SMTPError, match="async with"):
+            await pool_for(server).sendmail("a@example.com", ["b@example.com"], b"x")
 
 
 def test_pool_checks_tls_policy_at_construction() -> None:
     with pytest.raises(smtpsubmit.TLSPolicyError):
         smtpsubmit.SMTPPool("mail.example", 2525)
+
+
+async def test_queued_messages_share_round_trips_on_one_connection() -> None:
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        async with pool_for(server, max_connections=1, window=8) as pool:
+            results: dict[int, smtpsubmit.SendResult] = {}
+
+            async def one(i: int) -> None:
+                results[i] = await pool.sendmail("a@example.com", [f"r{i}@example.com"], b"x")
+
+            async with anyio.create_task_group() as tg:
+                for i in range(20):
+                    tg.start_soon(one, i)
+        await server.wait_for_messages(20)
+        verbs = client_verbs(server)
+    # Every caller got its own outcome...
+    assert {i: r.accepted for i, r in results.items()} == {
+        i: (f"r{i}@example.com",) for i in range(20)
+    }
+    # ...and the connection carried them in windows: RSET starts each pipelined follower.
+    assert verbs.count("MAIL") == 20
+    assert verbs.count("RSET") >= 10
+
+
+async def test_a_refusal_inside_a_coalesced_batch_reaches_only_its_caller() -> None:
+    fault = Fault.reply("MAIL", nth=3, code=550, enhanced="5.7.1", text="not you")
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, faults=(fault,)) as server:
+        async with pool_for(server, max_connections=1) as pool:
+            outcomes: dict[int, object] = {}
+
+            async def one(i: int) -> None:
+                try:
+                    outcomes[i] = await pool.sendmail("a@example.com", [f"r{i}@example.com"], b"x")
+                except smtpsubmit.SMTPError as exc:
+                    outcomes[i] = exc
+
+            async with anyio.create_task_group() as tg:
+                for i in range(6):
+                    tg.start_soon(one, i)
+        delivered = sorted(m.recipients[0].address for m in server.messages)
+    refused = [i for i, o in outcomes.items() if isinstance(o, smtpsubmit.PermanentReplyError)]
+    assert len(refused) == 1
+    assert len(delivered) == 5
+    assert f"r{refused[0]}@example.com" not in delivered

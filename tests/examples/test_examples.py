@@ -89,7 +89,8 @@ def test_fastapi_endpoint_sends_through_the_pool(load: Callable[[str], ModuleTyp
         captured = fake.messages
         assert [m.message["Subject"] for m in captured] == ["n0", "n1", "n2"]
         assert all(m.tls and m.auth_identity == "me@example.com" for m in captured)
-        assert module.app.state.pool.stats == {"idle": 1, "in_use": 0}  # one warm connection
+        stats = module.app.state.pool.stats
+        assert stats == {"connections": 1, "busy": 0, "waiting": 0}  # one warm connection
 
         bad = client.post(
             "/mail", json={"to": "x@y\r\nBcc: evil@example.com", "subject": "s", "body": "b"}
