@@ -239,11 +239,13 @@ class SMTPPool:
         if self._send is None or self._task_group is None:
             raise SMTPError("use the pool as `async with SMTPPool(...) as pool:`")
         request = _Request(entry)
-        if self._workers < self.max_connections and self._waiting() >= self._idle_workers():
-            self._workers += 1
-            self._task_group.start_soon(self._worker)
         try:
-            await self._send.send(request)
+            try:
+                self._send.send_nowait(request)
+            except anyio.WouldBlock:  # the queue is full: wait for room (backpressure)
+                self._spawn_if_needed()
+                await self._send.send(request)
+            self._spawn_if_needed()
             await request.done.wait()
         except BaseException:
             request.withdraw()  # skipped if still queued; stops the send if it was alone
@@ -253,6 +255,13 @@ class SMTPPool:
             raise outcome
         assert outcome is not None
         return outcome
+
+    def _spawn_if_needed(self) -> None:
+        """One more worker (and so connection) when requests outnumber idle workers."""
+        assert self._task_group is not None
+        if self._workers < self.max_connections and self._waiting() > self._idle_workers():
+            self._workers += 1
+            self._task_group.start_soon(self._worker)
 
     def _waiting(self) -> int:
         return self._send.statistics().current_buffer_used if self._send else 0
@@ -303,7 +312,11 @@ class SMTPPool:
         first: _Request,
         client: SMTPClient | None,
     ) -> _Batch:
-        limit = self.window
+        # Leave a fair share to the other idle workers: with DATA a batch still costs one
+        # round trip per message, so piling everything on one connection would serialise.
+        queued = receive.statistics().current_buffer_used
+        idle_workers = max(1, self._workers - self._busy)
+        limit = min(self.window, math.ceil((queued + 1) / idle_workers))
         if client is not None and self.max_messages_per_connection is not None:
             limit = max(1, min(limit, self.max_messages_per_connection - client.messages_sent))
         batch = [first]
