@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .protocol import Reply
 
@@ -16,11 +16,11 @@ __all__ = ["SendResult", "TranscriptLine"]
 _QUEUE_ID = re.compile(r"queued as ([\w.@<>-]+)|\bid=([\w.@<>-]+)", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class TranscriptLine:
+class TranscriptLine(NamedTuple):
     """One line of the session as it crossed the wire, secrets redacted.
 
     ``direction`` is ``"C"`` for client to server and ``"S"`` for server to client.
+    (A named tuple: one is made for every line of every message, so it must be cheap.)
     """
 
     direction: Literal["C", "S"]

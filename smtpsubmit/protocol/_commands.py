@@ -86,7 +86,7 @@ def _no_controls(what: str, value: str) -> None:
 
 
 def _octets(text: str) -> int:
-    return len(text.encode("utf-8"))
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _check_address_literal(literal: str) -> bool:
@@ -119,12 +119,27 @@ def validate_domain(domain: str, *, what: str = "domain") -> None:
         raise LocalProtocolError(f"{what} longer than {MAX_DOMAIN} octets (RFC 5321 4.5.3.1.2)")
 
 
+#: Addresses already proven valid: mail goes to the same few addresses again and again,
+#: and the grammar's Unicode classes make a check cost microseconds. Cleared when full.
+_VALID_ADDRESSES: set[str] = set()
+_VALID_CACHE_SIZE = 4096
+
+
 def validate_address(address: str, *, what: str = "address") -> None:
     """Check ``local-part@domain`` against RFC 5321 4.1.2 (with RFC 6531 UTF-8).
 
     Raises :class:`LocalProtocolError` naming the problem. The empty string (null
     reverse-path) is the caller's special case, not accepted here.
     """
+    if address in _VALID_ADDRESSES:
+        return
+    _check_address(address, what)
+    if len(_VALID_ADDRESSES) >= _VALID_CACHE_SIZE:
+        _VALID_ADDRESSES.clear()
+    _VALID_ADDRESSES.add(address)
+
+
+def _check_address(address: str, what: str) -> None:
     _no_controls(what, address)
     local, at, domain = address.rpartition("@")
     if not at:
@@ -398,7 +413,13 @@ class Mail(Command):
             raise LocalProtocolError(
                 f"sender {self.sender!r} is not ASCII: it needs smtputf8=True (RFC 6531)"
             )
-        self.render()  # the line limit
+        params = self.all_params()
+        allowance = len(params.get("ENVID") or "")
+        # Built once: it checks the line limit now, and send() reuses the bytes.
+        wire = self._line(
+            f"MAIL FROM:<{self.sender}>{_render_params(params)}", MAX_COMMAND_LINE + allowance
+        )
+        object.__setattr__(self, "_wire", wire)
 
     def all_params(self) -> dict[str, str | None]:
         """Every ESMTP parameter, typed ones first, in rendering order."""
@@ -419,11 +440,8 @@ class Mail(Command):
         return out
 
     def render(self) -> bytes:
-        params = self.all_params()
-        allowance = len(params.get("ENVID") or "")
-        return self._line(
-            f"MAIL FROM:<{self.sender}>{_render_params(params)}", MAX_COMMAND_LINE + allowance
-        )
+        wire: bytes = self.__dict__["_wire"]
+        return wire
 
 
 Notify = Literal["NEVER", "SUCCESS", "FAILURE", "DELAY"]
@@ -457,7 +475,13 @@ class Rcpt(Command):
             if len(self._orcpt_value()) > MAX_ORCPT:
                 raise LocalProtocolError(f"ORCPT longer than {MAX_ORCPT} characters (RFC 3461)")
         _check_params(self.params, _RCPT_TYPED)
-        self.render()  # the line limit
+        params = self.all_params()
+        allowance = len(params.get("ORCPT") or "")
+        # Built once: it checks the line limit now, and send() reuses the bytes.
+        wire = self._line(
+            f"RCPT TO:<{self.recipient}>{_render_params(params)}", MAX_COMMAND_LINE + allowance
+        )
+        object.__setattr__(self, "_wire", wire)
 
     def _orcpt_value(self) -> str:
         return "rfc822;" + xtext_encode(self.orcpt or "")
@@ -473,11 +497,8 @@ class Rcpt(Command):
         return out
 
     def render(self) -> bytes:
-        params = self.all_params()
-        allowance = len(params.get("ORCPT") or "")
-        return self._line(
-            f"RCPT TO:<{self.recipient}>{_render_params(params)}", MAX_COMMAND_LINE + allowance
-        )
+        wire: bytes = self.__dict__["_wire"]
+        return wire
 
 
 @dataclass(frozen=True, repr=False)

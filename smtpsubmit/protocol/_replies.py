@@ -18,6 +18,7 @@ Theory of operation:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -46,6 +47,8 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def _escape_controls(text: str) -> str:
+    if text.isprintable():  # nothing to escape: the usual case, checked in C
+        return text
     return _CONTROL.sub(_escape, text)
 
 
@@ -198,13 +201,19 @@ class ReplyParser:
         return Reply(code=code, lines=tuple(texts), enhanced=enhanced)
 
 
+@functools.lru_cache(maxsize=256)
+def _status(klass: str, subject: str, detail: str) -> tuple[EnhancedStatus, str]:
+    """Statuses repeat all day long (2.1.0, 2.1.5, 2.0.0): build each once."""
+    status = EnhancedStatus(int(klass), int(subject), int(detail))
+    return status, str(status)
+
+
 def _split_enhanced(code: int, texts: list[str]) -> tuple[EnhancedStatus | None, list[str]]:
     """Take the RFC 3463 status off each line; its class must match the reply's (RFC 3463 2)."""
     match = _ENHANCED.match(texts[0])
     if match is None or int(match[1]) != code // 100:
         return None, texts
-    status = EnhancedStatus(int(match[1]), int(match[2]), int(match[3]))
-    prefix = str(status)
+    status, prefix = _status(match[1], match[2], match[3])
     stripped = []
     for text in texts:
         # "5.1.1" must not be taken off "5.1.10 ...": the code ends at a space or the end.

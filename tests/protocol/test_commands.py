@@ -413,3 +413,19 @@ def test_xtext_encode_and_decode(text: str, xtext: str) -> None:
 def test_malformed_xtext_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="malformed xtext"):
         xtext_decode(bad)
+
+
+def test_address_validation_cache_is_bounded_and_never_admits_invalid_addresses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from smtpsubmit.protocol import _commands
+
+    monkeypatch.setattr(_commands, "_VALID_CACHE_SIZE", 3)
+    monkeypatch.setattr(_commands, "_VALID_ADDRESSES", set())
+    for i in range(5):
+        validate_address(f"user{i}@example.com")
+    assert len(_commands._VALID_ADDRESSES) <= 3
+    for _ in range(2):  # the second time must fail just the same: failures are not cached
+        with pytest.raises(LocalProtocolError):
+            validate_address("bad\r\n@example.com")
+    assert "bad\r\n@example.com" not in _commands._VALID_ADDRESSES
