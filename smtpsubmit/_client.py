@@ -28,8 +28,6 @@ import ssl
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
-    Callable,
     Iterable,
     Iterator,
     Sequence,
@@ -66,6 +64,7 @@ from ._message import (
     prepare_message,
     prepare_raw,
 )
+from ._options import ClientOptions, TransportFactory, Unpack
 from ._results import SendResult, TranscriptLine
 from .auth import (
     Authenticator,
@@ -118,7 +117,6 @@ MAX_AUTH_LINE = 12288
 #: Size of each BDAT chunk and of each write of a DATA body.
 CHUNK = 1 << 20
 Phase = Literal["connect", "tls", "greeting", "command", "data", "final_reply"]
-TransportFactory = Callable[[], Awaitable[Transport]]
 
 
 class SMTPClient:
@@ -943,39 +941,15 @@ async def send(
     *,
     host: str,
     port: int,
-    username: str | None = None,
-    password: str | None = None,
-    auth: Authenticator | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    tls: TLSMode | str | None = None,
-    timeout: Timeouts | float | None = None,
     sender: str | None = None,
     recipients: Sequence[str] | None = None,
     dsn: DSN | None = None,
-    allow_cleartext_auth: bool = False,
-    local_hostname: str | None = None,
-    server_hostname: str | None = None,
-    chunking: bool = True,
-    transport: TransportFactory | None = None,
-    unix_socket: str | None = None,
-    source_address: str | None = None,
+    **options: Unpack[ClientOptions],
 ) -> SendResult:
-    """Connect, send one ``EmailMessage``, QUIT. See :class:`SMTPClient` for the options."""
-    async with SMTPClient(
-        host,
-        port,
-        tls=tls,
-        ssl_context=ssl_context,
-        username=username,
-        password=password,
-        auth=auth,
-        timeout=timeout,
-        allow_cleartext_auth=allow_cleartext_auth,
-        local_hostname=local_hostname,
-        server_hostname=server_hostname,
-        chunking=chunking,
-        transport=transport,
-        unix_socket=unix_socket,
-        source_address=source_address,
-    ) as client:
+    """Connect, send one ``EmailMessage``, QUIT.
+
+    ``options`` are the keywords of :class:`SMTPClient` (``tls``, ``username``,
+    ``password``, ``auth``, ``ssl_context``, ``timeout``, ...).
+    """
+    async with SMTPClient(host, port, **options) as client:
         return await client.send_message(message, sender=sender, recipients=recipients, dsn=dsn)

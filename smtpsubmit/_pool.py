@@ -26,7 +26,6 @@ Theory of operation:
 from __future__ import annotations
 
 import math
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import Message
@@ -37,12 +36,11 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._batch import BatchEntry
-from ._client import SMTPClient, TransportFactory
+from ._client import SMTPClient
 from ._errors import ConnectError, OutcomeUnknownError, SMTPError, TransientReplyError
 from ._message import DSN
+from ._options import ClientOptions, Unpack
 from ._results import SendResult
-from .auth import Authenticator
-from .policy import Timeouts, TLSMode
 
 __all__ = ["SMTPPool"]
 
@@ -90,12 +88,13 @@ class _Slot:
 class SMTPPool:
     """A pool of :class:`SMTPClient` connections to one server, shared by many tasks.
 
-    Use it as ``async with SMTPPool(...) as pool:``. The connection keywords are those of
-    :class:`SMTPClient`. ``max_connections`` bounds concurrency; ``window`` bounds how many
-    queued messages one connection sends together; ``max_messages_per_connection`` and
-    ``max_connection_age`` (seconds) recycle connections; ``idle_timeout`` closes
-    connections unused for that long; ``health_check_after`` sends NOOP before reusing a
-    connection idle for that long. Results of messages sent together carry no transcript.
+    Use it as ``async with SMTPPool(...) as pool:``. ``options`` are the connection
+    keywords of :class:`SMTPClient`. ``max_connections`` bounds concurrency; ``window``
+    bounds how many queued messages one connection sends together;
+    ``max_messages_per_connection`` and ``max_connection_age`` (seconds) recycle
+    connections; ``idle_timeout`` closes connections unused for that long;
+    ``health_check_after`` sends NOOP before reusing a connection idle for that long.
+    Results of messages sent together carry no transcript.
     """
 
     def __init__(
@@ -109,18 +108,7 @@ class SMTPPool:
         max_connection_age: float | None = 600.0,
         idle_timeout: float | None = 60.0,
         health_check_after: float | None = 5.0,
-        tls: TLSMode | str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        auth: Authenticator | None = None,
-        timeout: Timeouts | float | None = None,
-        local_hostname: str | None = None,
-        server_hostname: str | None = None,
-        allow_cleartext_auth: bool = False,
-        chunking: bool = True,
-        transport: TransportFactory | None = None,
-        source_address: str | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -136,22 +124,7 @@ class SMTPPool:
         self.health_check_after = health_check_after
 
         def factory() -> SMTPClient:
-            return SMTPClient(
-                host,
-                port,
-                tls=tls,
-                ssl_context=ssl_context,
-                username=username,
-                password=password,
-                auth=auth,
-                timeout=timeout,
-                local_hostname=local_hostname,
-                server_hostname=server_hostname,
-                allow_cleartext_auth=allow_cleartext_auth,
-                chunking=chunking,
-                transport=transport,
-                source_address=source_address,
-            )
+            return SMTPClient(host, port, **options)
 
         factory()  # validate the options (TLS policy, auth) now, not at the first send
         self._factory = factory

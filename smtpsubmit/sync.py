@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import os
-import ssl
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -32,11 +31,10 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from . import _client, _pool
-from ._client import DSN, TransportFactory
+from ._client import DSN
 from ._errors import SMTPError
+from ._options import ClientOptions, PoolOptions, Unpack
 from ._results import SendResult
-from .auth import Authenticator
-from .policy import Timeouts, TLSMode
 from .protocol import Reply
 
 __all__ = ["SMTPClient", "SMTPPool", "send"]
@@ -86,42 +84,9 @@ def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 class SMTPClient:
     """Blocking twin of :class:`smtpsubmit.SMTPClient`; same arguments, same behaviour."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        tls: TLSMode | str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        auth: Authenticator | None = None,
-        timeout: Timeouts | float | None = None,
-        local_hostname: str | None = None,
-        server_hostname: str | None = None,
-        allow_cleartext_auth: bool = False,
-        chunking: bool = True,
-        transport: TransportFactory | None = None,
-        unix_socket: str | None = None,
-        source_address: str | None = None,
-    ) -> None:
-        self._async: _client.SMTPClient = _client.SMTPClient(
-            host,
-            port,
-            tls=tls,
-            ssl_context=ssl_context,
-            username=username,
-            password=password,
-            auth=auth,
-            timeout=timeout,
-            local_hostname=local_hostname,
-            server_hostname=server_hostname,
-            allow_cleartext_auth=allow_cleartext_auth,
-            chunking=chunking,
-            transport=transport,
-            unix_socket=unix_socket,
-            source_address=source_address,
-        )
+    def __init__(self, host: str, port: int, **options: Unpack[ClientOptions]) -> None:
+        """``options`` are the keywords of :class:`smtpsubmit.SMTPClient`."""
+        self._async: _client.SMTPClient = _client.SMTPClient(host, port, **options)
 
     def __repr__(self) -> str:
         return f"<sync {self._async!r}>"
@@ -211,54 +176,9 @@ class SMTPPool:
     It starts working when created; call :meth:`close` (or use ``with``) to stop it.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        max_connections: int = 8,
-        window: int = 16,
-        max_messages_per_connection: int | None = 1000,
-        max_connection_age: float | None = 600.0,
-        idle_timeout: float | None = 60.0,
-        health_check_after: float | None = 5.0,
-        tls: TLSMode | str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        auth: Authenticator | None = None,
-        timeout: Timeouts | float | None = None,
-        local_hostname: str | None = None,
-        server_hostname: str | None = None,
-        allow_cleartext_auth: bool = False,
-        chunking: bool = True,
-        transport: TransportFactory | None = None,
-        source_address: str | None = None,
-    ) -> None:
-        """The options of :class:`smtpsubmit.SMTPPool`."""
-        self._async: _pool.SMTPPool = _call(
-            _pool.SMTPPool,
-            host,
-            port,
-            max_connections=max_connections,
-            window=window,
-            max_messages_per_connection=max_messages_per_connection,
-            max_connection_age=max_connection_age,
-            idle_timeout=idle_timeout,
-            health_check_after=health_check_after,
-            tls=tls,
-            ssl_context=ssl_context,
-            username=username,
-            password=password,
-            auth=auth,
-            timeout=timeout,
-            local_hostname=local_hostname,
-            server_hostname=server_hostname,
-            allow_cleartext_auth=allow_cleartext_auth,
-            chunking=chunking,
-            transport=transport,
-            source_address=source_address,
-        )
+    def __init__(self, host: str, port: int, **options: Unpack[PoolOptions]) -> None:
+        """``options`` are the keywords of :class:`smtpsubmit.SMTPPool`."""
+        self._async: _pool.SMTPPool = _call(lambda: _pool.SMTPPool(host, port, **options))
         # The async pool's workers live in its task group: enter it on the portal's loop
         # and keep it open until close().
         self._context: AbstractContextManager[_pool.SMTPPool] | None = (
@@ -313,7 +233,28 @@ class SMTPPool:
             context.__exit__(None, None, None)
 
 
-def send(message: Message, *, host: str, port: int, **options: Any) -> SendResult:
+def send(
+    message: Message,
+    *,
+    host: str,
+    port: int,
+    sender: str | None = None,
+    recipients: Sequence[str] | None = None,
+    dsn: DSN | None = None,
+    **options: Unpack[ClientOptions],
+) -> SendResult:
     """Blocking :func:`smtpsubmit.send`: connect, send one message, QUIT."""
-    result: SendResult = _call(_client.send, message, host=host, port=port, **options)
+
+    async def run() -> SendResult:
+        return await _client.send(
+            message,
+            host=host,
+            port=port,
+            sender=sender,
+            recipients=recipients,
+            dsn=dsn,
+            **options,
+        )
+
+    result: SendResult = _get_portal().call(run)
     return result
