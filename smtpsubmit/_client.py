@@ -672,20 +672,21 @@ class SMTPClient:
     async def _read_final_or_unknown(self, data_sent: bool, replies: list[Reply]) -> Reply:
         if not data_sent:
             return await self._read_reply("command")
-        try:
-            return await self._read_reply("final_reply")
-        except (ConnectError, TimeoutError, ProtocolViolationError) as exc:
-            raise self._unknown(exc, replies) from exc
-
-    def _unknown(self, exc: Exception, replies: Sequence[Reply]) -> OutcomeUnknownError:
         accepted = tuple(
             r.command.recipient for r in replies if isinstance(r.command, Rcpt) and r.is_positive
         )
-        return OutcomeUnknownError(
-            f"the connection failed after the whole message was sent and before the "
-            f"server's final reply ({exc}); the message may or may not have been queued",
-            accepted=accepted,
-        )
+        return await self._final_reply(accepted)
+
+    async def _final_reply(self, accepted: tuple[str, ...]) -> Reply:
+        """The reply to a complete message; a failure before it is OutcomeUnknownError."""
+        try:
+            return await self._read_reply("final_reply")
+        except (ConnectError, TimeoutError, ProtocolViolationError) as exc:
+            raise OutcomeUnknownError(
+                f"the connection failed after the whole message was sent and before the "
+                f"server's final reply ({exc}); the message may or may not have been queued",
+                accepted=accepted,
+            ) from exc
 
     async def _finish_body(self, chunks: AsyncIterator[bytes], accepted: tuple[str, ...]) -> Reply:
         # Each chunk is written when the next one is known, so the last one shares its
@@ -696,14 +697,7 @@ class SMTPClient:
                 await self._write(pending, "data")
             pending = self._render(MessageData(chunk))
         await self._write(pending + self._render(EndOfData()), "data")
-        try:
-            return await self._read_reply("final_reply")
-        except (ConnectError, TimeoutError, ProtocolViolationError) as exc:
-            raise OutcomeUnknownError(
-                f"the connection failed after the end of the message and before the "
-                f"server's final reply ({exc}); the message may or may not have been queued",
-                accepted=accepted,
-            ) from exc
+        return await self._final_reply(accepted)
 
     async def _send_bdat_chunks(
         self, chunks: AsyncIterator[bytes], accepted: tuple[str, ...]
@@ -720,14 +714,7 @@ class SMTPClient:
                 return reply
             chunk = following
         await self._write(self._render(Bdat(chunk, last=True)), "data")
-        try:
-            return await self._read_reply("final_reply")
-        except (ConnectError, TimeoutError, ProtocolViolationError) as exc:
-            raise OutcomeUnknownError(
-                f"the connection failed after the last chunk and before the server's "
-                f"final reply ({exc}); the message may or may not have been queued",
-                accepted=accepted,
-            ) from exc
+        return await self._final_reply(accepted)
 
     async def _reset_after_failure(self) -> None:
         """RSET so the next transaction starts clean (RFC 5321 4.1.1.5)."""
