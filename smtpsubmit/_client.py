@@ -60,7 +60,7 @@ from ._message import (
     BodyChecker,
     PreparedMessage,
     check_envelope,
-    envelope_from,
+    message_envelope,
     prepare_message,
     prepare_raw,
 )
@@ -239,18 +239,12 @@ class SMTPClient:
         Raises :class:`RecipientsRefusedError` when nobody was accepted; a partial refusal
         is reported in ``SendResult.refused``.
         """
-        envelope = envelope_from(message)
-        check_envelope(
-            envelope.sender if sender is None else sender,
-            envelope.recipients if recipients is None else recipients,
-        )
+        envelope = message_envelope(message, sender, recipients)
         async with self._lock:
             with self._total_deadline():
                 await self._ensure_connected()
                 assert self._conn is not None
-                prepared = prepare_message(
-                    message, self._conn.extensions, sender=sender, recipients=recipients
-                )
+                prepared = prepare_message(message, envelope, self._conn.extensions)
                 return await self._send_prepared(prepared, dsn)
 
     async def sendmail(
@@ -338,14 +332,8 @@ class SMTPClient:
             item = entry.item
             try:
                 if isinstance(item, Message):
-                    envelope = envelope_from(item)
-                    check_envelope(
-                        envelope.sender if entry.sender is None else entry.sender,
-                        envelope.recipients if entry.recipients is None else entry.recipients,
-                    )
-                    prepared = prepare_message(
-                        item, ext, sender=entry.sender, recipients=entry.recipients
-                    )
+                    envelope = message_envelope(item, entry.sender, entry.recipients)
+                    prepared = prepare_message(item, envelope, ext)
                 else:
                     sender, recipients, data = item
                     check_envelope(sender, recipients)

@@ -20,10 +20,13 @@ from __future__ import annotations
 import email.policy
 import email.utils
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from email import headerregistry
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
+from email.policy import Policy
 from io import BytesIO
 from typing import Literal
 
@@ -38,6 +41,7 @@ __all__ = [
     "BodyChecker",
     "check_envelope",
     "envelope_from",
+    "message_envelope",
     "prepare_message",
     "prepare_raw",
     "serialize",
@@ -183,15 +187,71 @@ def _strip_and_check_headers(data: bytes, expected_fields: int | None) -> bytes:
     return b"".join(kept) + rest
 
 
-def _generate(msg: Message, *, utf8: bool, cte_7bit: bool) -> bytes:
-    base = msg.policy if isinstance(msg, EmailMessage) else email.policy.SMTP
+class _Generator(BytesGenerator):
+    """A BytesGenerator that writes short, plain ASCII text fields as they are.
+
+    The stdlib refolds every header object through its parse tree even when it fits on one
+    line, which makes header folding the most expensive part of serialising a small message.
+    For an unstructured or date field that is printable ASCII with no surrounding blanks and
+    fits within the policy's line length, the folded form is ``name: value`` (a property
+    test compares the two). Anything else takes the stdlib's path.
+    """
+
+    def _write_headers(self, msg: Message) -> None:
+        policy = self.policy
+        assert policy is not None  # always set by _generate
+        limit = policy.max_line_length or sys.maxsize
+        linesep = policy.linesep
+        for name, value in msg.raw_items():
+            text = str(value)
+            if (
+                isinstance(value, _VERBATIM)
+                and text
+                and text.isascii()
+                and text.isprintable()
+                and text == text.strip()
+                and len(name) + 2 + len(text) <= limit
+            ):
+                self._fp.write(f"{name}: {text}{linesep}".encode("ascii"))  # type: ignore[attr-defined]
+            else:
+                self._fp.write(policy.fold_binary(name, value))  # type: ignore[attr-defined]
+        self.write(self._NL)  # type: ignore[attr-defined]
+
+
+#: Field types whose text is their folded form when short and plain. Not addresses: their
+#: text can differ from the rendering (``"0" <a@b>`` reads back as ``0 <a@b>``).
+_VERBATIM = (
+    headerregistry.UnstructuredHeader,
+    headerregistry.DateHeader,
+    headerregistry.MIMEVersionHeader,
+    headerregistry.ContentTransferEncodingHeader,
+)
+
+_POLICIES: dict[tuple[int, bool, bool], tuple[Policy, Policy]] = {}
+
+
+def _policy(base: Policy, *, utf8: bool, cte_7bit: bool) -> Policy:
+    """The serialising policy derived from ``base`` (cached: cloning is not free)."""
+    key = (id(base), utf8, cte_7bit)
+    cached = _POLICIES.get(key)
+    if cached is not None and cached[0] is base:
+        return cached[1]
     policy = base.clone(linesep="\r\n")
     if isinstance(policy, email.policy.EmailPolicy):
         policy = policy.clone(utf8=utf8)
     if cte_7bit:
         policy = policy.clone(cte_type="7bit")
+    if len(_POLICIES) > 64:
+        _POLICIES.clear()
+    _POLICIES[key] = (base, policy)
+    return policy
+
+
+def _generate(msg: Message, *, utf8: bool, cte_7bit: bool) -> bytes:
+    base = msg.policy if isinstance(msg, EmailMessage) else email.policy.SMTP
     out = BytesIO()
-    BytesGenerator(out, mangle_from_=False, policy=policy).flatten(msg, linesep="\r\n")
+    policy = _policy(base, utf8=utf8, cte_7bit=cte_7bit)
+    _Generator(out, mangle_from_=False, policy=policy).flatten(msg, linesep="\r\n")
     return out.getvalue()
 
 
@@ -277,18 +337,22 @@ def prepare_raw(
     return PreparedMessage(sent_sender, tuple(_unique(sent_rcpts)), data, utf8, eightbit)
 
 
-def prepare_message(
-    msg: Message,
-    extensions: Extensions,
-    *,
-    sender: str | None = None,
-    recipients: Sequence[str] | None = None,
-) -> PreparedMessage:
-    """Envelope and bytes for an ``EmailMessage`` on this server."""
+def message_envelope(
+    msg: Message, sender: str | None = None, recipients: Sequence[str] | None = None
+) -> Envelope:
+    """The envelope of ``msg`` with the caller's overrides, syntax-checked (no I/O)."""
     envelope = envelope_from(msg)
-    env_sender = envelope.sender if sender is None else sender
-    env_rcpts = envelope.recipients if recipients is None else tuple(recipients)
-    checked = prepare_raw(env_sender, env_rcpts, b"", extensions)
+    checked = Envelope(
+        envelope.sender if sender is None else sender,
+        envelope.recipients if recipients is None else tuple(recipients),
+    )
+    check_envelope(checked.sender, checked.recipients)
+    return checked
+
+
+def prepare_message(msg: Message, envelope: Envelope, extensions: Extensions) -> PreparedMessage:
+    """The bytes of an ``EmailMessage`` and its envelope, ready for this server."""
+    checked = prepare_raw(envelope.sender, envelope.recipients, b"", extensions)
     data, eightbit = serialize(msg, extensions, smtputf8=checked.smtputf8)
     return PreparedMessage(checked.sender, checked.recipients, data, checked.smtputf8, eightbit)
 
