@@ -94,6 +94,7 @@ from .protocol import (
     LocalProtocolError,
     Mail,
     MessageData,
+    NewlineNormalizer,
     Noop,
     Quit,
     Rcpt,
@@ -272,7 +273,9 @@ class SMTPClient:
                 assert self._conn is not None
                 ext = self._conn.extensions
                 if isinstance(data, bytes | bytearray | memoryview):
-                    prepared = prepare_raw(sender, recipients, bytes(data), ext)
+                    prepared = prepare_raw(
+                        sender, recipients, bytes(data), ext, binary_ok=self._binary_ok()
+                    )
                     return await self._send_prepared(prepared, dsn)
                 envelope = prepare_raw(sender, recipients, b"", ext)
                 stream = _Stream(
@@ -337,7 +340,9 @@ class SMTPClient:
                 else:
                     sender, recipients, data = item
                     check_envelope(sender, recipients)
-                    prepared = prepare_raw(sender, recipients, bytes(data), ext)
+                    prepared = prepare_raw(
+                        sender, recipients, bytes(data), ext, binary_ok=self._binary_ok()
+                    )
                 mail, rcpts = self._envelope(prepared, entry.dsn)
             except MessageError as exc:
                 results[index] = exc
@@ -562,6 +567,11 @@ class SMTPClient:
                 await self._close()  # half a transaction on the wire: nobody may reuse it
             raise
 
+    def _binary_ok(self) -> bool:
+        """Whether content that is not valid text may go as BODY=BINARYMIME (RFC 3030 3)."""
+        ext = self.extensions
+        return self.use_chunking and ext.chunking and ext.binarymime
+
     def _envelope(
         self,
         msg: PreparedMessage,
@@ -590,7 +600,11 @@ class SMTPClient:
         mail = Mail(
             msg.sender,
             size=size if ext.size is not None else None,
-            body="8BITMIME" if eightbit and ext.eightbitmime else None,
+            body="BINARYMIME"
+            if msg.binary
+            else "8BITMIME"
+            if eightbit and ext.eightbitmime
+            else None,
             smtputf8=msg.smtputf8,
             ret=dsn.ret if dsn else None,
             envid=dsn.envid if dsn else None,
@@ -605,7 +619,7 @@ class SMTPClient:
         conn = self._conn
         assert conn is not None
         ext = conn.extensions
-        bdat = self.use_chunking and ext.chunking
+        bdat = self.use_chunking and ext.chunking  # always true for BINARYMIME, see _binary_ok
         envelope: list[Command] = [mail, *rcpts]
         inline = bdat and ext.pipelining and isinstance(body, bytes) and len(body) <= INLINE_BODY
         if inline:
@@ -852,16 +866,23 @@ class _Stream:
         return self._pieces()
 
     async def _pieces(self) -> AsyncIterator[bytes]:
+        # CRLF line ends whatever the source has (BDAT sends the octets as they are).
+        newlines = NewlineNormalizer()
+        async for piece in self._raw_pieces():
+            self._checker.feed(piece)
+            if text := newlines.feed(piece):
+                yield text
+        if tail := newlines.end():
+            yield tail
+
+    async def _raw_pieces(self) -> AsyncIterator[bytes]:
         source = self._source
         if isinstance(source, AsyncIterable):
             async for block in source:
                 for start in range(0, len(block), CHUNK):
-                    piece = bytes(block[start : start + CHUNK])
-                    self._checker.feed(piece)
-                    yield piece
+                    yield bytes(block[start : start + CHUNK])
             return
         while piece := await anyio.to_thread.run_sync(source.read, CHUNK):
-            self._checker.feed(piece)
             yield piece
 
 
@@ -876,6 +897,13 @@ async def _chunks(body: Body) -> AsyncIterator[bytes]:
     elif isinstance(body, _Stream):
         async for piece in body:
             yield piece
+
+
+def _body_type(binary: bool, eightbit: bool) -> Literal["BINARYMIME", "8BITMIME"] | None:
+    """The MAIL BODY parameter (RFC 3030 3, RFC 6152 2); None for plain 7-bit."""
+    if binary:
+        return "BINARYMIME"
+    return "8BITMIME" if eightbit else None
 
 
 def _idle(conn: ClientConnection | None) -> bool:

@@ -33,7 +33,14 @@ from typing import Literal
 import idna
 
 from ._errors import MessageError
-from .protocol import MAX_TEXT_LINE, Extensions, LineLimit, LocalProtocolError, validate_address
+from .protocol import (
+    MAX_TEXT_LINE,
+    Extensions,
+    LineLimit,
+    LocalProtocolError,
+    normalize_newlines,
+    validate_address,
+)
 
 __all__ = [
     "Envelope",
@@ -85,6 +92,8 @@ class PreparedMessage:
     data: bytes
     smtputf8: bool
     eightbit: bool
+    #: Sent as it is with BODY=BINARYMIME over BDAT (RFC 3030 3): not valid as text.
+    binary: bool = False
 
 
 def _addresses(msg: Message, name: str) -> list[str]:
@@ -318,9 +327,15 @@ def prepare_raw(
     data: bytes,
     extensions: Extensions,
     *,
-    allow_binary: bool = False,
+    binary_ok: bool = False,
 ) -> PreparedMessage:
-    """Check an envelope and raw RFC 5322 bytes for this server."""
+    """Check an envelope and raw RFC 5322 bytes for this server.
+
+    Bare CR and bare LF become CRLF (RFC 5321 2.3.8), so DATA and BDAT carry the same
+    octets. Content that is not valid as text (an over-long line, 8-bit octets without
+    8BITMIME) is refused, unless ``binary_ok`` (the server offers BINARYMIME and CHUNKING):
+    then it goes byte for byte as BODY=BINARYMIME (RFC 3030 3).
+    """
     if isinstance(recipients, str):
         recipients = [recipients]
     if not recipients:
@@ -331,10 +346,17 @@ def prepare_raw(
         sent, needs = prepare_address(rcpt, extensions, what="recipient")
         utf8 = utf8 or needs
         sent_rcpts.append(sent)
-    if not allow_binary:
+    binary = False
+    try:
         BodyChecker(allow_8bit=extensions.eightbitmime or utf8).feed(data)
+    except MessageError:
+        if not binary_ok:
+            raise
+        binary = True
+    if not binary:
+        data = normalize_newlines(data)
     eightbit = not data.isascii()
-    return PreparedMessage(sent_sender, tuple(_unique(sent_rcpts)), data, utf8, eightbit)
+    return PreparedMessage(sent_sender, tuple(_unique(sent_rcpts)), data, utf8, eightbit, binary)
 
 
 def message_envelope(

@@ -41,7 +41,14 @@ from ._connection import (
     Event,
     Sentinel,
 )
-from ._data import MAX_TEXT_LINE, DataEncoder, LineLimit, encode_data, normalize_newlines
+from ._data import (
+    MAX_TEXT_LINE,
+    DataEncoder,
+    LineLimit,
+    NewlineNormalizer,
+    encode_data,
+    normalize_newlines,
+)
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._extensions import Extensions
 from ._replies import EnhancedStatus, Reply, ReplyParser
@@ -69,6 +76,7 @@ __all__ = [
     "LocalProtocolError",
     "Mail",
     "MessageData",
+    "NewlineNormalizer",
     "Noop",
     "ProtocolError",
     "Quit",

@@ -22,7 +22,14 @@ import re
 
 from ._errors import LocalProtocolError
 
-__all__ = ["MAX_TEXT_LINE", "DataEncoder", "LineLimit", "encode_data", "normalize_newlines"]
+__all__ = [
+    "MAX_TEXT_LINE",
+    "DataEncoder",
+    "LineLimit",
+    "NewlineNormalizer",
+    "encode_data",
+    "normalize_newlines",
+]
 
 #: RFC 5321 4.5.3.1.6: 1000 octets per text line including CRLF.
 MAX_TEXT_LINE = 998
@@ -32,6 +39,8 @@ _NEWLINES = re.compile(rb"\r\n|\r|\n")
 
 def normalize_newlines(data: bytes) -> bytes:
     """Turn bare CR and bare LF into CRLF (a whole body at once)."""
+    if data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r"):
+        return data  # already CRLF throughout: the common case, no copy
     return _NEWLINES.sub(b"\r\n", data)
 
 
@@ -85,12 +94,38 @@ class LineLimit:
         return 0
 
 
+class NewlineNormalizer:
+    """Incremental bare CR / bare LF to CRLF conversion (RFC 5321 2.3.8).
+
+    A CR at the end of one piece waits for the next, so the result does not depend on how
+    the body was split; ``end()`` releases it.
+    """
+
+    def __init__(self) -> None:
+        self.pending_cr = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The next piece with CRLF line ends (a trailing CR held back)."""
+        if self.pending_cr:
+            chunk = b"\r" + chunk
+            self.pending_cr = False
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+            self.pending_cr = True
+        return normalize_newlines(chunk)
+
+    def end(self) -> bytes:
+        """The held-back CR as a line end, if any."""
+        pending, self.pending_cr = self.pending_cr, False
+        return b"\r\n" if pending else b""
+
+
 class DataEncoder:
     """Incremental DATA body encoder: ``feed()`` each chunk, then ``end()`` once."""
 
     def __init__(self, *, max_line: int | None = MAX_TEXT_LINE) -> None:
         self.max_line = max_line
-        self._pending_cr = False
+        self._newlines = NewlineNormalizer()
         self._at_line_start = True
         self._limit = LineLimit(max_line) if max_line is not None else None
 
@@ -102,33 +137,21 @@ class DataEncoder:
             raise LocalProtocolError(
                 f"message line longer than {self.max_line} octets (RFC 5321 4.5.3.1.6)"
             )
-        if self._pending_cr:
-            chunk = b"\r" + chunk
-            self._pending_cr = False
-        if chunk.endswith(b"\r"):
-            chunk = chunk[:-1]
-            self._pending_cr = True
-        if chunk.count(b"\n") == chunk.count(b"\r\n") == chunk.count(b"\r"):
-            text = chunk  # already CRLF throughout: the common case, and much cheaper
-        else:
-            text = _NEWLINES.sub(b"\r\n", chunk)
+        text = self._newlines.feed(chunk)
         stuffed = text.replace(b"\n.", b"\n..")
         if self._at_line_start and stuffed.startswith(b"."):
             stuffed = b"." + stuffed
         if text:
             self._at_line_start = text.endswith(b"\n")
-        if self._pending_cr:
+        if self._newlines.pending_cr:
             # The held-back CR is a line end whatever follows it.
             self._at_line_start = True
         return stuffed
 
     def end(self) -> bytes:
         """Finish the body: the pending line end, a CRLF if needed, and ``.CRLF``."""
-        out = b""
-        if self._pending_cr:
-            out = b"\r\n"
-            self._pending_cr = False
-        elif not self._at_line_start:
+        out = self._newlines.end()
+        if not out and not self._at_line_start:
             out = b"\r\n"
         self._at_line_start = True
         if self._limit is not None:

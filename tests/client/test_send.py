@@ -233,7 +233,7 @@ async def test_eight_bit_message_is_reencoded_to_7bit_without_8bitmime() -> None
 
 
 async def test_raw_eight_bit_bytes_without_8bitmime_fail_before_mail() -> None:
-    extensions = ALL - {Extension.EIGHTBITMIME, Extension.SMTPUTF8}
+    extensions = ALL - {Extension.EIGHTBITMIME, Extension.SMTPUTF8, Extension.BINARYMIME}
     async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, extensions=extensions) as server:
         async with client_for(server) as client:
             with pytest.raises(smtpsubmit.MessageError, match="8BITMIME"):
@@ -325,11 +325,37 @@ async def test_header_injection_in_a_legacy_message_is_refused() -> None:
         assert "MAIL" not in client_verbs(server)
 
 
-async def test_raw_line_over_998_octets_is_refused() -> None:
-    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+async def test_raw_line_over_998_octets_is_refused_without_binarymime() -> None:
+    extensions = ALL - {Extension.BINARYMIME}
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, extensions=extensions) as server:
         async with client_for(server) as client:
             with pytest.raises(smtpsubmit.MessageError, match="longer than 998"):
                 await client.sendmail("a@example.com", ["b@example.com"], b"a" * 999 + b"\r\n")
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+async def test_content_that_is_not_text_goes_as_binarymime_byte_for_byte(pipelining: bool) -> None:
+    data = b"Subject: blob\r\n\r\n" + b"a" * 5000 + b"\n\x00\xff\r" + bytes(range(256))
+    extensions = ALL if pipelining else ALL - {Extension.PIPELINING}
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, extensions=extensions) as server:
+        async with client_for(server) as client:
+            await client.sendmail("a@example.com", ["b@example.com"], data)
+        await server.wait_for_messages(1)
+        captured = server.messages[0]
+    assert captured.mail_from_params["BODY"] == "BINARYMIME"
+    assert captured.via == "BDAT"
+    assert captured.data == data  # no line-end conversion for binary content
+
+
+@pytest.mark.parametrize("extensions", [ALL, ALL - {Extension.CHUNKING, Extension.BINARYMIME}])
+async def test_bare_line_ends_become_crlf_with_bdat_and_with_data(
+    extensions: frozenset[Extension],
+) -> None:
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, extensions=extensions) as server:
+        async with client_for(server) as client:
+            await client.sendmail("a@example.com", ["b@example.com"], b"Subject: x\n\nbare\rlf\n")
+        await server.wait_for_messages(1)
+        assert server.messages[0].data == b"Subject: x\r\n\r\nbare\r\nlf\r\n"
 
 
 async def test_resent_headers_define_the_envelope(message: EmailMessage) -> None:

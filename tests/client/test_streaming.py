@@ -97,3 +97,17 @@ async def test_eight_bit_stream_without_8bitmime_is_refused() -> None:
             with pytest.raises(smtpsubmit.MessageError, match="8BITMIME"):
                 await client.sendmail("a@example.com", ["b@example.com"], body)
         assert server.messages == []
+
+
+@pytest.mark.parametrize("extensions", [ALL, NO_CHUNKING], ids=["bdat", "data"])
+async def test_streamed_bare_line_ends_become_crlf_even_split_across_pieces(
+    extensions: frozenset[Extension],
+) -> None:
+    body = b"Subject: x\n\nbare\rcr then lf\r\nend\r"
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, extensions=extensions) as server:
+        async with client_for(server) as client:
+            # 4-octet pieces put the CR of "\r\n" and the final CR on piece boundaries.
+            await client.sendmail("a@example.com", ["b@example.com"], pieces(body, 4))
+        await server.wait_for_messages(1)
+        data = server.messages[0].data
+    assert data == b"Subject: x\r\n\r\nbare\r\ncr then lf\r\nend\r\n"

@@ -26,6 +26,7 @@ EXPECTED = {
     "LocalProtocolError",
     "Mail",
     "MessageData",
+    "NewlineNormalizer",
     "Noop",
     "ProtocolError",
     "Quit",
