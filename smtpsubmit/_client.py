@@ -22,7 +22,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
-import os
 import socket
 import ssl
 from collections.abc import (
@@ -40,6 +39,7 @@ import anyio
 import anyio.to_thread
 
 from ._batch import BatchEntry, Pending, envelope_outcome, run_data_chain, run_window
+from ._body import Body, Stream, chunks
 from ._errors import (
     AuthenticationError,
     CleartextAuthError,
@@ -94,7 +94,6 @@ from .protocol import (
     LocalProtocolError,
     Mail,
     MessageData,
-    NewlineNormalizer,
     Noop,
     Quit,
     Rcpt,
@@ -115,8 +114,6 @@ logger = logging.getLogger("smtpsubmit")
 INLINE_BODY = 1 << 20
 #: RFC 4954 4: an AUTH command line may be up to 12288 octets.
 MAX_AUTH_LINE = 12288
-#: Size of each BDAT chunk and of each write of a DATA body.
-CHUNK = 1 << 20
 Phase = Literal["connect", "tls", "greeting", "command", "data", "final_reply"]
 
 
@@ -278,9 +275,7 @@ class SMTPClient:
                     )
                     return await self._send_prepared(prepared, dsn)
                 envelope = prepare_raw(sender, recipients, b"", ext)
-                stream = _Stream(
-                    data, BodyChecker(allow_8bit=ext.eightbitmime or envelope.smtputf8)
-                )
+                stream = Stream(data, BodyChecker(allow_8bit=ext.eightbitmime or envelope.smtputf8))
                 mail, rcpts = self._envelope(
                     envelope, dsn, size=stream.size(), eightbit=ext.eightbitmime
                 )
@@ -549,7 +544,7 @@ class SMTPClient:
             await self._close()
             raise AuthenticationError(f"authentication with {name} failed: {exc}") from None
         except RemoteProtocolError as exc:
-            raise ProtocolViolationError(str(exc)) from None
+            raise ProtocolViolationError(f"{self.host}: {exc}") from None
         return reply
 
     # -- transactions --------------------------------------------------------------
@@ -632,19 +627,19 @@ class SMTPClient:
         accepted, refused, error = envelope_outcome(pending)
         if error is not None:
             if not bdat and replies[-1].code == 354:
-                await self._finish_body(_chunks(b""), accepted=())  # RFC 2920 3.1: close DATA
+                await self._finish_body(chunks(b""), accepted=())  # RFC 2920 3.1: close DATA
             await self._reset_after_failure()
             raise error
         if inline:
             final = replies[-1]
         elif bdat:
-            final = await self._send_bdat_chunks(_chunks(body), accepted)
+            final = await self._send_bdatchunks(chunks(body), accepted)
         else:
             data_reply = replies[-1]
             if data_reply.code != 354:
                 await self._reset_after_failure()
                 raise ReplyError.from_reply(data_reply, f"DATA refused: {data_reply}")
-            final = await self._finish_body(_chunks(body), accepted)
+            final = await self._finish_body(chunks(body), accepted)
         if not final.is_positive:
             raise ReplyError.from_reply(final, f"message refused: {final}")
         self.messages_sent += 1
@@ -701,7 +696,7 @@ class SMTPClient:
         await self._write(pending + self._render(EndOfData()), "data")
         return await self._final_reply(accepted)
 
-    async def _send_bdat_chunks(
+    async def _send_bdatchunks(
         self, chunks: AsyncIterator[bytes], accepted: tuple[str, ...]
     ) -> Reply:
         """BDAT each chunk, waiting for each reply (backpressure); LAST on the final one."""
@@ -845,58 +840,6 @@ class SMTPClient:
 
 
 _SKIPPED = Reply(0, ("not sent",))
-
-
-class _Stream:
-    """A body read lazily from a binary file or an async iterable, checked as it goes."""
-
-    def __init__(self, source: BinaryIO | AsyncIterable[bytes], checker: BodyChecker) -> None:
-        self._source = source
-        self._checker = checker
-
-    def size(self) -> int | None:
-        """Octets left in a regular file (for SIZE), else ``None``."""
-        source = self._source
-        try:
-            return os.fstat(source.fileno()).st_size - source.tell()  # type: ignore[union-attr]
-        except (AttributeError, OSError, ValueError):
-            return None
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._pieces()
-
-    async def _pieces(self) -> AsyncIterator[bytes]:
-        # CRLF line ends whatever the source has (BDAT sends the octets as they are).
-        newlines = NewlineNormalizer()
-        async for piece in self._raw_pieces():
-            self._checker.feed(piece)
-            if text := newlines.feed(piece):
-                yield text
-        if tail := newlines.end():
-            yield tail
-
-    async def _raw_pieces(self) -> AsyncIterator[bytes]:
-        source = self._source
-        if isinstance(source, AsyncIterable):
-            async for block in source:
-                for start in range(0, len(block), CHUNK):
-                    yield bytes(block[start : start + CHUNK])
-            return
-        while piece := await anyio.to_thread.run_sync(source.read, CHUNK):
-            yield piece
-
-
-Body = bytes | _Stream
-
-
-async def _chunks(body: Body) -> AsyncIterator[bytes]:
-    """The body in pieces of at most CHUNK octets, read lazily (bounded memory)."""
-    if isinstance(body, bytes):
-        for start in range(0, len(body), CHUNK):
-            yield body[start : start + CHUNK]
-    elif isinstance(body, _Stream):
-        async for piece in body:
-            yield piece
 
 
 def _body_type(binary: bool, eightbit: bool) -> Literal["BINARYMIME", "8BITMIME"] | None:

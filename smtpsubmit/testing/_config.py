@@ -72,7 +72,8 @@ class ServerConfig:
     #: Advertised (and accepted) extensions; stored as a frozenset.
     extensions: AbstractSet[Extension] = ALL_EXTENSIONS
     #: SASL mechanisms offered, in advertised order (subset of PLAIN, LOGIN, CRAM-MD5,
-    #: SCRAM-SHA-256, SCRAM-SHA-1, XOAUTH2, OAUTHBEARER).
+    #: SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS (over TLS only), SCRAM-SHA-256, SCRAM-SHA-1,
+    #: XOAUTH2, OAUTHBEARER).
     auth_mechanisms: tuple[str, ...] = MECHANISMS
     #: Maximum message size in octets (RFC 1870), advertised with SIZE; ``None``: no limit.
     max_message_size: int | None = 10 * 1024 * 1024

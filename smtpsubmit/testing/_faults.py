@@ -54,6 +54,8 @@ class FaultKind(str, enum.Enum):
     INJECT_AFTER_STARTTLS = "inject_after_starttls"  #: drill: RFC 3207 6 response injection
     WRONG_HOST_CERTIFICATE = "wrong_host_certificate"  #: drill: cert for wrong.example
     PLAINTEXT_ON_TLS_PORT = "plaintext_on_tls_port"  #: drill: no TLS on the implicit port
+    SCRAM_BAD_SERVER_SIGNATURE = "scram_bad_server_signature"  #: drill: wrong SCRAM ``v=``
+    AUTH_CHALLENGE = "auth_challenge"  #: replace one 334 SASL challenge with raw bytes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,10 +76,11 @@ class Fault:
     after_bytes: int = 0
     max_messages: int = 0
     window: float = 0.0
+    step: int = 1
 
     def __post_init__(self) -> None:
-        if self.nth < 1 or (self.times is not None and self.times < 1):
-            raise ValueError("nth and times count from 1")
+        if self.nth < 1 or self.step < 1 or (self.times is not None and self.times < 1):
+            raise ValueError("nth, times and step count from 1")
 
     @classmethod
     def reply(
@@ -204,6 +207,28 @@ class Fault:
         """Drill: in IMPLICIT_TLS mode, skip the handshake and greet in plaintext."""
         return cls(kind=FaultKind.PLAINTEXT_ON_TLS_PORT, target="TLS", nth=nth, times=times)
 
+    @classmethod
+    def scram_bad_server_signature(cls, *, nth: int = 1, times: int | None = None) -> Fault:
+        """Drill: in a SCRAM exchange, send a ServerSignature (``v=``) with one bit flipped,
+        as a server that does not know the password would (RFC 5802 5.1: the client must
+        then fail the exchange). Fires on AUTH commands ``nth`` .. ``nth + times - 1``;
+        other mechanisms are left alone."""
+        return cls(kind=FaultKind.SCRAM_BAD_SERVER_SIGNATURE, target="AUTH", nth=nth, times=times)
+
+    @classmethod
+    def auth_challenge(
+        cls, data: bytes, *, step: int = 1, nth: int = 1, times: int | None = 1
+    ) -> Fault:
+        """Send ``334 <data>`` instead of the ``step``-th challenge of an AUTH exchange.
+
+        ``data`` goes on the wire verbatim (RFC 4954 4 expects base64, so ``b"!!!"`` tests
+        a client's decoding); pass ``base64.b64encode(b"...")`` for a well-formed challenge
+        that the mechanism should refuse. The exchange then goes on with the real mechanism.
+        """
+        return cls(
+            kind=FaultKind.AUTH_CHALLENGE, target="AUTH", data=data, step=step, nth=nth, times=times
+        )
+
     def __repr__(self) -> str:
         shown: dict[str, object] = {"target": self.target, "nth": self.nth, "times": self.times}
         by_kind: dict[FaultKind, dict[str, object]] = {
@@ -212,6 +237,7 @@ class Fault:
             FaultKind.RAW: {"data": self.data[:40]},
             FaultKind.DISCONNECT_MID_DATA: {"after_bytes": self.after_bytes},
             FaultKind.RATE_LIMIT: {"max_messages": self.max_messages, "window": self.window},
+            FaultKind.AUTH_CHALLENGE: {"data": self.data[:40], "step": self.step},
         }
         args = ", ".join(f"{k}={v!r}" for k, v in {**shown, **by_kind.get(self.kind, {})}.items())
         return f"Fault.{self.kind.value}({args})"

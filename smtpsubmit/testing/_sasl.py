@@ -6,6 +6,13 @@ and then ``respond(data)`` for each client line, already base64-decoded. Each ca
 ``Challenge`` (sent as ``334 <base64>``), a ``Success`` (235) or a ``Failure`` (535 and friends).
 Cancellation (``*``, RFC 4954 4) and base64 errors are the session's business, not ours.
 
+Channel binding: the SCRAM-*-PLUS mechanisms (RFC 5802 6) are offered only when the session
+knows the ``tls-server-end-point`` data (RFC 5929 4) of the certificate it presented, that is
+over TLS; `offered` is the one place that decides what a session advertises and accepts.
+
+The AUTH drills (``Fault.scram_bad_server_signature``, ``Fault.auth_challenge``) live here too,
+in `_Drilled`, which rewrites the challenges of the mechanism it wraps.
+
 Passwords are compared after a *simplified* SASLprep: NFKC normalisation only (RFC 4013
 also maps some spaces and prohibits some characters; test credentials rarely need that).
 """
@@ -18,18 +25,39 @@ import hmac
 import json
 import os
 import secrets
+import ssl
 import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["MECHANISMS", "Challenge", "Failure", "Mechanism", "SaslStep", "Success", "create"]
+from smtpsubmit.auth import tls_server_end_point
 
-#: In the order the server advertises them.
+from ._faults import Fault, FaultKind
+
+if TYPE_CHECKING:
+    from ._tls import ServerCertificates
+
+__all__ = [
+    "MECHANISMS",
+    "Challenge",
+    "Failure",
+    "Mechanism",
+    "SaslStep",
+    "Success",
+    "create",
+    "end_point_binding",
+    "offered",
+]
+
+#: In the order the server advertises them. The -PLUS ones only over TLS (see `offered`).
 MECHANISMS = (
     "PLAIN",
     "LOGIN",
     "CRAM-MD5",
+    "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-1-PLUS",
     "SCRAM-SHA-256",
     "SCRAM-SHA-1",
     "XOAUTH2",
@@ -42,6 +70,13 @@ class Challenge:
     """Send ``334`` with this (raw, not yet base64) challenge."""
 
     data: bytes
+    #: Drill only: the text sent after ``334 `` verbatim instead of ``base64(data)``.
+    raw: bytes | None = None
+
+    def line(self) -> bytes:
+        """The reply line on the wire (RFC 4954 4: ``334 <base64>``)."""
+        text = self.raw if self.raw is not None else base64.b64encode(self.data)
+        return b"334 " + text + b"\r\n"
 
 
 @dataclass(frozen=True)
@@ -68,6 +103,23 @@ _BAD_SYNTAX = Failure(501, "5.5.2", "Cannot decode response")
 def saslprep(text: str) -> str:
     """Simplified SASLprep (RFC 4013): NFKC normalisation only."""
     return unicodedata.normalize("NFKC", text)
+
+
+def offered(mechanisms: Sequence[str], channel_binding: bytes | None) -> tuple[str, ...]:
+    """What a session advertises and accepts: ``mechanisms`` without the -PLUS ones unless
+    the channel-binding data is known (RFC 5802 6: they exist only on a TLS channel)."""
+    return tuple(m for m in mechanisms if channel_binding is not None or not m.endswith("-PLUS"))
+
+
+def end_point_binding(certificates: ServerCertificates, *, wrong_host: bool) -> bytes | None:
+    """RFC 5929 4.1 ``tls-server-end-point`` data of the certificate the server presents.
+
+    ``ssl`` has no way to read the local certificate back from a connection, so this uses
+    the trustme leaf certificates that ``ServerCertificates`` keeps (same package).
+    """
+    leaf = certificates._wrong if wrong_host else certificates._cert
+    pem = leaf.cert_chain_pems[0].bytes().decode("ascii")
+    return tls_server_end_point(ssl.PEM_cert_to_DER_cert(pem))
 
 
 def _decode(data: bytes) -> str | None:
@@ -220,17 +272,28 @@ class _OAuthBearer(Mechanism):
 
 
 class _Scram(Mechanism):
-    """RFC 5802 SCRAM (SHA-1) and RFC 7677 SCRAM-SHA-256, without channel binding.
+    """RFC 5802 SCRAM (SHA-1) and RFC 7677 SCRAM-SHA-256, with the -PLUS variants bound to the
+    certificate (RFC 5802 6, RFC 5929 4 ``tls-server-end-point``).
 
     The server really verifies the ClientProof and answers with ``v=ServerSignature`` as a 334
     challenge; the client's empty response to it completes the exchange with 235.
+
+    The gs2 header (RFC 5802 6, 7) must match the mechanism: ``p=tls-server-end-point`` for
+    -PLUS (other binding types are unsupported), ``n`` or ``y`` otherwise. ``y`` ("I could
+    bind, but I think you cannot") while this session advertised a -PLUS mechanism means
+    someone removed it on the way: a downgrade, so the exchange fails. The ``c=`` attribute
+    must carry the gs2 header plus, for -PLUS, our own certificate's binding data.
     """
 
     hash_name = "sha256"
+    plus = False
     #: Overridable so tests can replay the RFC test vectors; random by default.
     salt: bytes | None = None
     nonce: str | None = None
     iterations = 4096
+    #: Set by `create`: our binding data (-PLUS only) and whether any -PLUS was advertised.
+    channel_binding = b""
+    plus_offered = False
 
     def start(self, initial: bytes | None) -> SaslStep:
         self._state = "first"
@@ -248,17 +311,35 @@ class _Scram(Mechanism):
             return Success(self._user)
         return Failure()
 
+    def _gs2_failure(self, flag: str) -> Failure | None:
+        """Why the gs2 channel-binding flag is unacceptable for this mechanism, if it is."""
+        if self.plus:
+            if flag == "p=tls-server-end-point":
+                return None
+            if flag.startswith("p="):
+                return Failure(535, "5.7.8", "Unsupported channel binding type")
+            return Failure(535, "5.7.8", "Channel binding required by this mechanism")
+        if flag == "y" and self.plus_offered:
+            return Failure(535, "5.7.8", "Channel binding downgrade detected")  # RFC 5802 6
+        if flag not in ("n", "y"):
+            # RFC 5802 6: "p=" asks for channel binding, which only -PLUS mechanisms do.
+            return Failure(535, "5.7.8", "Channel binding not supported")
+        return None
+
     def _client_first(self, text: str) -> SaslStep:
         parts = text.split(",", 2)
-        if len(parts) != 3 or parts[0] not in ("n", "y"):
-            # "p=" asks for channel binding, which this server does not offer (RFC 5802 5.1).
-            return Failure(535, "5.7.8", "Channel binding not supported")
+        if len(parts) != 3:
+            return _BAD_SYNTAX
+        failure = self._gs2_failure(parts[0])
+        if failure is not None:
+            self._state = "failed"
+            return failure
         bare = parts[2]
         attrs = _scram_attrs(bare)
         if "n" not in attrs or "r" not in attrs:
             return _BAD_SYNTAX
         self._user = saslprep(attrs["n"].replace("=2C", ",").replace("=3D", "="))
-        self._gs2 = f"{parts[0]},{parts[1]},"
+        self._cbind_input = f"{parts[0]},{parts[1]},".encode() + self.channel_binding
         nonce = attrs["r"] + (self.nonce or base64.b64encode(os.urandom(18)).decode())
         salt = self.salt if self.salt is not None else os.urandom(16)
         self._server_first = f"r={nonce},s={base64.b64encode(salt).decode()},i={self.iterations}"
@@ -271,11 +352,16 @@ class _Scram(Mechanism):
     def _client_final(self, text: str) -> SaslStep:
         without_proof, _, proof_attr = text.rpartition(",p=")
         attrs = _scram_attrs(without_proof)
-        channel = base64.b64encode(self._gs2.encode()).decode()
+        channel = base64.b64encode(self._cbind_input).decode()
         password = self._users.get(self._user)
-        if attrs.get("r") != self._nonce or attrs.get("c") != channel or password is None:
+        if attrs.get("r") != self._nonce or password is None:
             self._state = "failed"
             return Failure()
+        if attrs.get("c") != channel:
+            # RFC 5802 5.1 / 6: for -PLUS, another certificate on the client's side of the
+            # channel (a TLS-intercepting proxy) lands here.
+            self._state = "failed"
+            return Failure(535, "5.7.8", "Channel binding mismatch")
         salted = hashlib.pbkdf2_hmac(
             self.hash_name, saslprep(password).encode(), self._salt, self.iterations
         )
@@ -297,12 +383,69 @@ class _Scram(Mechanism):
         self._state = "verified"
         return Challenge(b"v=" + base64.b64encode(server_signature))
 
+    @property
+    def awaiting_final_ack(self) -> bool:
+        """True once the server-final message (``v=``) has been produced."""
+        return self._state == "verified"
+
     def _hmac(self, key: bytes, msg: bytes) -> bytes:
         return hmac.new(key, msg, self.hash_name).digest()
 
 
 class _ScramSha1(_Scram):
     hash_name = "sha1"
+
+
+class _ScramSha256Plus(_Scram):
+    plus = True
+
+
+class _ScramSha1Plus(_Scram):
+    hash_name = "sha1"
+    plus = True
+
+
+class _Drilled(Mechanism):
+    """Wraps a mechanism and rewrites its challenges as the AUTH drills ask.
+
+    ``auth_challenge`` replaces the ``step``-th 334 challenge of the exchange with its bytes,
+    verbatim; ``scram_bad_server_signature`` flips one bit of the ServerSignature in SCRAM's
+    server-final message, so a client that checks it (RFC 5802 5.1) must give up.
+    """
+
+    def __init__(self, inner: Mechanism, faults: Sequence[Fault]) -> None:
+        super().__init__(inner._users, inner._tokens, inner._server)
+        self._inner = inner
+        self._faults = faults
+        self._challenges = 0
+
+    def start(self, initial: bytes | None) -> SaslStep:
+        return self._drill(self._inner.start(initial))
+
+    def respond(self, data: bytes) -> SaslStep:
+        return self._drill(self._inner.respond(data))
+
+    def _drill(self, step: SaslStep) -> SaslStep:
+        if not isinstance(step, Challenge):
+            return step
+        self._challenges += 1
+        kinds = {f.kind for f in self._faults}
+        inner = self._inner
+        if (
+            FaultKind.SCRAM_BAD_SERVER_SIGNATURE in kinds
+            and isinstance(inner, _Scram)
+            and inner.awaiting_final_ack
+        ):
+            signature = bytearray(base64.b64decode(step.data[2:]))
+            signature[0] ^= 0x01
+            step = Challenge(b"v=" + base64.b64encode(bytes(signature)))
+        for fault in self._faults:
+            if fault.kind is FaultKind.AUTH_CHALLENGE and fault.step == self._challenges:
+                return Challenge(step.data, raw=fault.data)
+        return step
+
+
+_DRILLS = frozenset({FaultKind.AUTH_CHALLENGE, FaultKind.SCRAM_BAD_SERVER_SIGNATURE})
 
 
 def _scram_attrs(text: str) -> dict[str, str]:
@@ -315,6 +458,8 @@ _CLASSES: dict[str, type[Mechanism]] = {
     "CRAM-MD5": _CramMD5,
     "SCRAM-SHA-1": _ScramSha1,
     "SCRAM-SHA-256": _Scram,
+    "SCRAM-SHA-1-PLUS": _ScramSha1Plus,
+    "SCRAM-SHA-256-PLUS": _ScramSha256Plus,
     "XOAUTH2": _XOAuth2,
     "OAUTHBEARER": _OAuthBearer,
 }
@@ -326,15 +471,29 @@ def create(
     tokens: Mapping[str, str],
     server: str,
     *,
+    offered: Sequence[str],
+    channel_binding: bytes | None = None,
     scram_salt: bytes | None = None,
     scram_nonce: str | None = None,
+    faults: Sequence[Fault] = (),
 ) -> Mechanism | None:
-    """Create the server side of mechanism ``name``, or ``None`` if it is not offered."""
-    cls = _CLASSES.get(name.upper())
-    if cls is None:
+    """Create the server side of mechanism ``name``, or ``None`` if it is not ``offered``.
+
+    ``offered`` is what this session advertised (see `offered`), ``channel_binding`` its
+    ``tls-server-end-point`` data, ``faults`` the faults that fired on this AUTH command.
+    """
+    name = name.upper()
+    cls = _CLASSES.get(name)
+    if cls is None or name not in offered:
         return None
     mech = cls(users, tokens, server)
     if isinstance(mech, _Scram):
         mech.salt = scram_salt
         mech.nonce = scram_nonce
-    return mech
+        mech.plus_offered = any(m.endswith("-PLUS") for m in offered)
+        if mech.plus:
+            if channel_binding is None:
+                return None
+            mech.channel_binding = channel_binding
+    drills = [f for f in faults if f.kind in _DRILLS]
+    return _Drilled(mech, drills) if drills else mech

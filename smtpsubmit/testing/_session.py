@@ -84,6 +84,7 @@ class Session:
         )
         self._tls = False
         self._tls_version: str | None = None
+        self._channel_binding: bytes | None = None  # RFC 5929 4, known once TLS is up
         self._reject_all = False
         self._reset_session()
         self._handlers: dict[str, Callable[[str], Awaitable[None]]] = {
@@ -279,12 +280,13 @@ class Session:
             words.append("ENHANCEDSTATUSCODES")
         if self._has(Extension.REQUIRETLS) and self._tls:
             words.append("REQUIRETLS")  # RFC 8689 2: offered only over TLS
+        mechanisms = _sasl.offered(cfg.auth_mechanisms, self._channel_binding)
         if (
             self._has(Extension.AUTH)
-            and cfg.auth_mechanisms
+            and mechanisms
             and (self._tls or cfg.allow_cleartext_auth or cfg.auth_before_tls_advertised)
         ):
-            words.append("AUTH " + " ".join(cfg.auth_mechanisms))
+            words.append("AUTH " + " ".join(mechanisms))
         if self._starttls_available and not strip_starttls:
             words.append("STARTTLS")
         return words
@@ -356,10 +358,12 @@ class Session:
         self._reader.stream = tls
         self._tls = True
         self._tls_version = tls.extra(TLSAttribute.tls_version, None)
+        self._channel_binding = _sasl.end_point_binding(self._ctx.certificates, wrong_host=wrong)
         self._log("event", f"TLS established ({self._tls_version})")
 
     async def _auth(self, arg: str) -> None:
-        if await self._apply(self._ctx.faults.take("AUTH")):
+        faults = self._ctx.faults.take("AUTH")
+        if await self._apply(faults):
             return
         cfg = self._cfg
         name, _, initial_text = arg.partition(" ")
@@ -378,16 +382,17 @@ class Session:
                 538, "Encryption required for requested authentication mechanism", "5.7.11"
             )
         else:
-            mech = None
-            if name.upper() in cfg.auth_mechanisms:
-                mech = _sasl.create(
-                    name,
-                    cfg.users,
-                    cfg.oauth_tokens,
-                    cfg.hostname,
-                    scram_salt=cfg.scram_salt,
-                    scram_nonce=cfg.scram_nonce,
-                )
+            mech = _sasl.create(
+                name,
+                cfg.users,
+                cfg.oauth_tokens,
+                cfg.hostname,
+                offered=_sasl.offered(cfg.auth_mechanisms, self._channel_binding),
+                channel_binding=self._channel_binding,
+                scram_salt=cfg.scram_salt,
+                scram_nonce=cfg.scram_nonce,
+                faults=faults,
+            )
             if mech is None:
                 await self._reply(504, "Unrecognized authentication type", "5.5.4")
                 return
@@ -403,7 +408,7 @@ class Session:
                 return
         step = mech.start(initial)
         while isinstance(step, _sasl.Challenge):
-            await self._send(b"334 " + base64.b64encode(step.data) + b"\r\n")
+            await self._send(step.line())
             raw, too_long = await self._reader.readline(MAX_AUTH_LINE)
             text = raw.rstrip(b"\r\n").decode("ascii", "replace").strip()
             self._log("client", "*" if text == "*" else "<redacted>")
