@@ -490,6 +490,7 @@ class SMTPClient:
             encrypted=conn.encrypted,
             tls_server_end_point=_channel_binding(info),
             server_hostname=self.server_hostname,
+            server_mechanisms=offered,
         )
         try:
             name = select_mechanism(offered, authenticator, channel=channel)

@@ -36,12 +36,21 @@ class ChannelInfo:
 
     ``tls_server_end_point`` is the RFC 5929 4.1 channel-binding value: the hash of the
     server's certificate (see `tls_server_end_point`). Without it the ``-PLUS`` SCRAM
-    variants (RFC 5802 6) cannot run and are never selected.
+    variants (RFC 5802 6) cannot run and are never selected. ``server_mechanisms`` is what
+    the server advertised: a SCRAM client that could bind but sees no ``-PLUS`` offered says
+    so (gs2 flag ``y``), which lets a server notice that ``-PLUS`` was stripped in transit.
     """
 
     encrypted: bool
     tls_server_end_point: bytes | None = None
     server_hostname: str | None = None
+    server_mechanisms: frozenset[str] = frozenset()
+
+    @property
+    def binding_unused(self) -> bool:
+        """We could bind to the channel but the server offers no -PLUS (RFC 5802 6: "y")."""
+        plus = any(m.upper().endswith("-PLUS") for m in self.server_mechanisms)
+        return self.tls_server_end_point is not None and not plus
 
 
 class SASLError(Exception):

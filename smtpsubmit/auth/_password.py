@@ -124,9 +124,15 @@ _FACTORIES: dict[str, _Factory] = {
     "SCRAM-SHA-1-PLUS": lambda a, c: ScramSHA1Plus(
         a.username, a._password, authzid=a.authzid, channel_binding=c.tls_server_end_point
     ),
-    "SCRAM-SHA-512": lambda a, c: ScramSHA512(a.username, a._password, authzid=a.authzid),
-    "SCRAM-SHA-256": lambda a, c: ScramSHA256(a.username, a._password, authzid=a.authzid),
-    "SCRAM-SHA-1": lambda a, c: ScramSHA1(a.username, a._password, authzid=a.authzid),
+    "SCRAM-SHA-512": lambda a, c: ScramSHA512(
+        a.username, a._password, authzid=a.authzid, client_supports_binding=c.binding_unused
+    ),
+    "SCRAM-SHA-256": lambda a, c: ScramSHA256(
+        a.username, a._password, authzid=a.authzid, client_supports_binding=c.binding_unused
+    ),
+    "SCRAM-SHA-1": lambda a, c: ScramSHA1(
+        a.username, a._password, authzid=a.authzid, client_supports_binding=c.binding_unused
+    ),
     "PLAIN": lambda a, c: Plain(a.username, a._password, authzid=a.authzid),
     "LOGIN": lambda a, c: Login(a.username, a._password),
     "CRAM-MD5": lambda a, c: CramMD5(a.username, a._password),

@@ -112,3 +112,23 @@ def test_equality_compares_all_settings() -> None:
     assert PasswordAuth("u", "p") == PasswordAuth("u", "p")
     assert PasswordAuth("u", "p") != PasswordAuth("u", "q")
     assert PasswordAuth("u", "p") != PasswordAuth("u", "p", mechanisms=("PLAIN",))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("offered", "binding", "flag"),
+    [
+        (frozenset({"SCRAM-SHA-256"}), b"x" * 32, b"y,,"),  # could bind, server cannot: "y"
+        (frozenset({"SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"}), b"x" * 32, b"n,,"),  # pinned
+        (frozenset({"SCRAM-SHA-256"}), None, b"n,,"),  # no binding data at all
+    ],
+)
+async def test_scram_gs2_flag_tells_the_server_whether_binding_was_possible(
+    offered: frozenset[str], binding: bytes | None, flag: bytes
+) -> None:
+    channel = ChannelInfo(encrypted=True, tls_server_end_point=binding, server_mechanisms=offered)
+    auth = PasswordAuth("u", "p", mechanisms=("SCRAM-SHA-256",))
+    mech = await auth.start("SCRAM-SHA-256", channel)
+    first = mech.initial_response()
+    assert first is not None
+    assert first.startswith(flag)

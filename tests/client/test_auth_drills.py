@@ -241,3 +241,22 @@ async def test_invalid_base64_challenge_is_a_protocol_violation(
     ]
     assert [e for e in lines[2:] if e.direction == "client"] == []
     assert_no_mail(server)
+
+
+async def test_scram_says_y_when_it_could_bind_but_the_server_offers_no_plus() -> None:
+    # RFC 5802 6: "y" lets a server that does offer -PLUS detect a stripped offer. This
+    # server offers none, so "y" must be accepted; pinning plain SCRAM against a -PLUS
+    # server must send "n" instead (the fake server fails "y" there as a downgrade).
+    for mechanisms in (("SCRAM-SHA-256",), ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256")):
+        async with FakeSMTPServer(
+            mode=Mode.IMPLICIT_TLS, users={"u": "pw"}, auth_mechanisms=mechanisms
+        ) as server:
+            auth = smtpsubmit.PasswordAuth("u", "pw", mechanisms=("SCRAM-SHA-256",))
+            async with smtpsubmit.SMTPClient(
+                server.host,
+                server.port,
+                tls="implicit",
+                ssl_context=server.client_ssl_context(),
+                auth=auth,
+            ) as client:
+                assert client.authenticated_mechanism == "SCRAM-SHA-256"
