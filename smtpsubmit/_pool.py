@@ -174,6 +174,12 @@ class SMTPPool:
                 task_group.cancel_scope.cancel()
             await task_group.__aexit__(exc_type, exc, tb)
         if self._receive is not None:
+            while True:
+                try:
+                    request = self._receive.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+                _abandon([request], sent=False)
             await self._receive.aclose()
 
     async def aclose(self) -> None:
@@ -270,6 +276,9 @@ class SMTPPool:
                             await self._serve(slot, batch.requests)
                     finally:
                         self._busy -= 1
+                        # Whatever stopped the worker (a bug, the pool shutting down), no
+                        # caller may wait forever for an outcome.
+                        _abandon(batch.requests, sent=True)
                     if slot.client is not None and not slot.client.is_connected:
                         await self._retire(slot)  # e.g. the send was cut off mid-transaction
                     slot.idle_since = anyio.current_time()
@@ -372,6 +381,17 @@ class SMTPPool:
         client, slot.client = slot.client, None
         if client is not None:
             await client.quit()
+
+
+def _abandon(requests: list[_Request], *, sent: bool) -> None:
+    """Give requests that will get no outcome an error, so their callers wake up."""
+    for request in requests:
+        if not request.done.is_set():
+            request.resolve(
+                OutcomeUnknownError("the pool stopped while this message was being sent")
+                if sent
+                else ConnectError("not sent: the pool closed first")
+            )
 
 
 def _stale(outcome: Outcome) -> bool:

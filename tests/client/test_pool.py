@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.abc
 import pytest
 
 import smtpsubmit
@@ -163,3 +164,28 @@ async def test_a_refusal_inside_a_coalesced_batch_reaches_only_its_caller() -> N
     assert len(refused) == 1
     assert len(delivered) == 5
     assert f"r{refused[0]}@example.com" not in delivered
+
+
+async def test_callers_outside_the_pool_never_hang_when_it_stops() -> None:
+    fault = Fault.delay("RCPT", seconds=30)
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, faults=(fault,)) as server:
+        outcome: dict[str, BaseException] = {}
+
+        async def run_pool(*, task_status: anyio.abc.TaskStatus[tuple[object, object]]) -> None:
+            with anyio.CancelScope() as scope:
+                async with pool_for(server) as pool:
+                    task_status.started((pool, scope))
+                    await anyio.sleep_forever()
+
+        async def caller(pool: smtpsubmit.SMTPPool) -> None:
+            try:
+                await pool.sendmail("a@example.com", ["b@example.com"], b"x")
+            except smtpsubmit.SMTPError as exc:
+                outcome["error"] = exc
+
+        async with anyio.create_task_group() as tg:
+            pool, scope = await tg.start(run_pool)
+            tg.start_soon(caller, pool)
+            await anyio.wait_all_tasks_blocked()  # the message is on the wire, RCPT stalls
+            scope.cancel()  # type: ignore[attr-defined]
+    assert isinstance(outcome["error"], smtpsubmit.OutcomeUnknownError)
