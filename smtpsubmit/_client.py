@@ -22,7 +22,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
-import socket
 import ssl
 from collections.abc import (
     AsyncIterable,
@@ -76,7 +75,7 @@ from .auth import (
     select_mechanism,
     tls_server_end_point,
 )
-from .policy import Timeouts, TLSMode, default_ssl_context, resolve_tls_mode
+from .policy import Timeouts, TLSMode, default_ssl_context, ehlo_name, resolve_tls_mode
 from .protocol import (
     CONNECTION_CLOSED,
     NEED_DATA,
@@ -102,7 +101,6 @@ from .protocol import (
     Rset,
     StartTLS,
     State,
-    validate_domain,
 )
 from .transport import TLSInfo, Transport, connect_tcp, connect_unix
 
@@ -164,7 +162,7 @@ class SMTPClient:
             auth = PasswordAuth(username, password or "")
         self._auth = auth
         self.timeouts = Timeouts.coerce(timeout)
-        #: The EHLO name; when not given, chosen once connected (see ``_ehlo_name``).
+        #: The EHLO name; when not given, chosen once connected (see ``policy.ehlo_name``).
         self.local_hostname = local_hostname
         self._source_address = source_address
         self.server_hostname = server_hostname or host
@@ -412,7 +410,7 @@ class SMTPClient:
                 transport = await connect_tcp(self.host, self.port, local_host=self._source_address)
         self._transport = transport
         if self.local_hostname is None:
-            self.local_hostname = _ehlo_name(transport)
+            self.local_hostname = ehlo_name(transport.local_ip)
         if mode is TLSMode.IMPLICIT:
             await self._start_tls()
         self._conn = ClientConnection(
@@ -863,24 +861,6 @@ def _channel_binding(info: TLSInfo | None) -> bytes | None:
         return tls_server_end_point(info.peer_certificate)
     except ValueError:
         return None
-
-
-def _ehlo_name(transport: Transport) -> str:
-    """The EHLO name (RFC 5321 4.1.4): the host name when it is a fully qualified domain,
-    else the address literal of our end of the connection. No DNS lookup: getfqdn() can
-    stall for seconds, and that in an async library's event loop."""
-    name = socket.gethostname()
-    if "." in name and name.isascii():
-        try:
-            validate_domain(name)
-        except LocalProtocolError:
-            pass
-        else:
-            return name
-    ip = transport.local_ip
-    if ip is None:
-        return "[127.0.0.1]"
-    return f"[IPv6:{ip}]" if ":" in ip else f"[{ip}]"
 
 
 async def send(

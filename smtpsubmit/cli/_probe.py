@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import socket
 import ssl
 import sys
 import time
@@ -34,6 +33,7 @@ import anyio
 from anyio.abc import SocketAttribute
 
 from .._errors import CertificateError, ConnectError, ConnectionLostError, SMTPError, TLSError
+from ..policy import ehlo_name
 from ..protocol import (
     CONNECTION_CLOSED,
     NEED_DATA,
@@ -45,7 +45,6 @@ from ..protocol import (
     RemoteProtocolError,
     Reply,
     StartTLS,
-    validate_domain,
 )
 from ..transport import AnyIOTransport, connect_tcp
 from ._common import BACKENDS, ssl_context_for
@@ -346,16 +345,6 @@ async def probe(
     ]
 
 
-def _ehlo_name() -> str:
-    """This host's FQDN when it is a valid EHLO domain, else an address literal."""
-    name = socket.getfqdn()
-    try:
-        validate_domain(name)
-    except LocalProtocolError:
-        return "[127.0.0.1]"
-    return name if "." in name else "[127.0.0.1]"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``probe``."""
     parser = argparse.ArgumentParser(
@@ -445,7 +434,7 @@ def _probe_main(argv: Sequence[str] | None) -> int:
     options = ProbeOptions(
         timeout=args.timeout,
         cafile=args.cafile,
-        ehlo_name=args.ehlo or _ehlo_name(),
+        ehlo_name=args.ehlo or ehlo_name(),
         expiry_warning_days=args.expiry_warning_days,
     )
     try:
