@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import anyio
-from anyio.abc import SocketAttribute
 
 from .._errors import CertificateError, ConnectError, ConnectionLostError, SMTPError, TLSError
 from ..policy import ehlo_name
@@ -46,7 +45,7 @@ from ..protocol import (
     Reply,
     StartTLS,
 )
-from ..transport import AnyIOTransport, connect_tcp
+from ..transport import Transport, connect_tcp
 from ._common import BACKENDS, ssl_context_for
 from ._report import (
     JSON_SCHEMA,
@@ -134,7 +133,7 @@ class _Dialogue:
     def __init__(self, facts: PortFacts, options: ProbeOptions) -> None:
         self.facts = facts
         self.options = options
-        self.transport: AnyIOTransport | None = None
+        self.transport: Transport | None = None
         self.conn: ClientConnection | None = None
 
     @contextlib.contextmanager
@@ -178,8 +177,7 @@ class _Dialogue:
             self.transport = await connect_tcp(f.host, f.port)
         f.connect_ms = _now_ms() - start
         f.reachable = True
-        peer = self.transport.stream.extra(SocketAttribute.remote_address, None)
-        f.address = str(peer[0]) if isinstance(peer, tuple) else None
+        f.address = self.transport.remote_ip
         try:
             await self._session(context)
         finally:

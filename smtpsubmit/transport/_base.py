@@ -9,6 +9,7 @@ into smtpsubmit's own exceptions here, in one place (:func:`map_errors`), and no
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterator
@@ -62,6 +63,11 @@ class Transport(abc.ABC):
     @property
     def local_ip(self) -> str | None:
         """The local IP address of the connection, if it has one (for the EHLO name)."""
+        return None
+
+    @property
+    def remote_ip(self) -> str | None:
+        """The server's IP address, if the connection has one."""
         return None
 
 
@@ -129,6 +135,11 @@ class AnyIOTransport(Transport):
         return address[0] if isinstance(address, tuple) else None
 
     @property
+    def remote_ip(self) -> str | None:
+        address = self._stream.extra(SocketAttribute.remote_address, None)
+        return str(address[0]) if isinstance(address, tuple) else None
+
+    @property
     def tls_info(self) -> TLSInfo | None:
         ssl_object = self._stream.extra(TLSAttribute.ssl_object, None)
         if ssl_object is None:
@@ -142,11 +153,26 @@ class AnyIOTransport(Transport):
         )
 
 
-async def connect_tcp(host: str, port: int, *, local_host: str | None = None) -> AnyIOTransport:
-    """Open TCP with anyio's happy eyeballs (RFC 8305) over every address of ``host``."""
+async def connect_tcp(host: str, port: int, *, local_host: str | None = None) -> Transport:
+    """Open TCP with happy eyeballs (RFC 8305) over every address of ``host``.
+
+    On asyncio the connection runs on asyncio's protocol machinery (less CPU per round
+    trip, see ``_asyncio.py``); on any other backend it is an anyio stream.
+    """
+    if _on_asyncio():
+        from ._asyncio import connect_tcp_asyncio
+
+        return await connect_tcp_asyncio(host, port, local_host=local_host)
     with map_errors(f"connect to {host}:{port}"):
         stream = await anyio.connect_tcp(host, port, local_host=local_host)
     return AnyIOTransport(stream)
+
+
+def _on_asyncio() -> bool:
+    try:
+        return asyncio.current_task() is not None
+    except RuntimeError:  # no asyncio loop running: trio, or another backend
+        return False
 
 
 async def connect_unix(path: str) -> AnyIOTransport:

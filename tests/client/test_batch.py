@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 import smtpsubmit
 from smtpsubmit.testing import Extension, FakeSMTPServer, Fault, Mode
-from smtpsubmit.transport import AnyIOTransport, connect_tcp
+from smtpsubmit.transport import AnyIOTransport
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +33,7 @@ class TapeTransport(AnyIOTransport):
 
 def taped_client(server: FakeSMTPServer, tape: list[tuple[str, bytes]]) -> smtpsubmit.SMTPClient:
     async def factory() -> TapeTransport:
-        transport = TapeTransport((await connect_tcp(server.host, server.port)).stream)
+        transport = TapeTransport(await anyio.connect_tcp(server.host, server.port))
         transport.tape = tape
         return transport
 

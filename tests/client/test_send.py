@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+import anyio
 import pytest
 from client_helpers import make_message
 
 import smtpsubmit
 from smtpsubmit.testing import Extension, FakeSMTPServer, Fault, Mode
-from smtpsubmit.transport import AnyIOTransport, connect_tcp
+from smtpsubmit.transport import AnyIOTransport
 
 pytestmark = pytest.mark.anyio
 
@@ -104,7 +105,7 @@ async def test_pipelining_sends_envelope_and_body_in_one_write() -> None:
     recorder: list[bytes] = []
 
     async def factory() -> RecordingTransport:
-        transport = RecordingTransport((await connect_tcp(server.host, server.port)).stream)
+        transport = RecordingTransport(await anyio.connect_tcp(server.host, server.port))
         transport.writes = recorder
         return transport
 
@@ -122,7 +123,7 @@ async def test_without_pipelining_each_command_waits_for_its_reply() -> None:
     recorder: list[bytes] = []
 
     async def factory() -> RecordingTransport:
-        transport = RecordingTransport((await connect_tcp(server.host, server.port)).stream)
+        transport = RecordingTransport(await anyio.connect_tcp(server.host, server.port))
         transport.writes = recorder
         return transport
 

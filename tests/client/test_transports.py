@@ -115,3 +115,46 @@ def test_map_errors_translates_at_the_edge() -> None:
     with pytest.raises(smtpsubmit.ConnectError):
         with map_errors("x"):
             raise OSError(111, "Connection refused")
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncio_transport_is_used_on_asyncio_and_behaves_like_the_anyio_one(
+    anyio_backend: str,
+) -> None:
+    from smtpsubmit.transport import AsyncioTransport, connect_tcp
+
+    async def greet_then_close(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.send(b"220 hi\r\n")
+            assert await stream.receive() == b"QUIT\r\n"
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, greet_then_close)
+        transport = await connect_tcp("127.0.0.1", port)
+        assert isinstance(transport, AsyncioTransport)
+        assert transport.local_ip == "127.0.0.1"
+        assert transport.remote_ip == "127.0.0.1"
+        assert transport.tls_info is None
+        assert await transport.receive() == b"220 hi\r\n"
+        await transport.send(b"QUIT\r\n")
+        assert await transport.receive() == b""  # the server closed: end of stream
+        with pytest.raises(smtpsubmit.ConnectionLostError):
+            await transport.send(b"NOOP\r\n")
+        await transport.aclose()
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncio_transport_refuses_starttls_over_unread_bytes(anyio_backend: str) -> None:
+    from smtpsubmit.transport import connect_tcp
+
+    async with FakeSMTPServer(mode=Mode.STARTTLS) as server:
+        transport = await connect_tcp(server.host, server.port)
+        await transport.receive()  # the greeting
+        # Bytes that arrived after the 220 to STARTTLS but were not read yet: RFC 3207 6.
+        transport._protocol.buffer += b"250 injected\r\n"  # type: ignore[attr-defined]
+        with pytest.raises(smtpsubmit.ProtocolViolationError, match="response injection"):
+            await transport.start_tls(server.client_ssl_context(), "localhost")
+        await transport.aclose()
