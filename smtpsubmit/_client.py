@@ -743,16 +743,20 @@ class SMTPClient:
         return reply
 
     async def _write(self, data: bytes, phase: Phase) -> None:
-        if self._transport is None:
+        transport = self._transport
+        if transport is None:
             raise ConnectionLostError("not connected")
-        with self._phase(phase):
-            await self._transport.send(data)
+        limit: float | None = getattr(self.timeouts, phase)
+        deadline = None if limit is None else anyio.current_time() + limit
+        with self._timeout_error(phase, limit):
+            await transport.send_by(data, deadline)
 
     async def _read_reply(self, phase: Phase) -> Reply:
         """The next reply; the phase's time limit runs from the first wait for bytes.
 
-        Replies already buffered (pipelined replies usually arrive together) are returned
-        without setting up a cancel scope, which keeps the per-message CPU cost low.
+        Replies already buffered (pipelined replies usually arrive together) come back
+        without waiting; waits carry a deadline to the transport, which on asyncio costs a
+        timer handle rather than a cancel scope (this is the per-message hot path).
         """
         conn, transport = self._conn, self._transport
         assert conn is not None
@@ -764,17 +768,12 @@ class SMTPClient:
             except RemoteProtocolError as exc:
                 raise ProtocolViolationError(f"{self.host}: {exc}") from None
             if event is NEED_DATA:
+                # The phase's limit runs from the first wait for this reply's bytes.
                 limit: float | None = getattr(self.timeouts, phase)
-                if limit is None:
-                    conn.receive_data(await transport.receive())
-                    continue
-                if deadline is None:
+                if deadline is None and limit is not None:
                     deadline = anyio.current_time() + limit
-                with (
-                    self._timeout_error(phase, limit),
-                    anyio.fail_after(deadline - anyio.current_time()),
-                ):
-                    conn.receive_data(await transport.receive())
+                with self._timeout_error(phase, limit):
+                    conn.receive_data(await transport.receive_by(deadline))
                 continue
             if event is CONNECTION_CLOSED:
                 raise ConnectionLostError(f"{self.host} closed the connection")

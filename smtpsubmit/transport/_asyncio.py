@@ -54,17 +54,17 @@ class _Protocol(asyncio.Protocol):
         self.paused = False
         self._release()
 
-    async def readable(self) -> None:
+    async def readable(self, deadline: float | None) -> None:
         self._waiter = asyncio.get_running_loop().create_future()
         try:
-            await self._waiter
+            await _until(self._waiter, deadline)
         finally:
             self._waiter = None
 
-    async def writable(self) -> None:
+    async def writable(self, deadline: float | None) -> None:
         self._drain = asyncio.get_running_loop().create_future()
         try:
-            await self._drain
+            await _until(self._drain, deadline)
         finally:
             self._drain = None
 
@@ -77,6 +77,26 @@ class _Protocol(asyncio.Protocol):
             self._drain.set_result(None)
 
 
+async def _until(future: asyncio.Future[None], deadline: float | None) -> None:
+    """Await ``future``; TimeoutError at ``deadline`` (the loop's clock, which is anyio's).
+
+    A timer handle costs far less than a cancel scope, and this runs for every reply.
+    """
+    if deadline is None:
+        await future
+        return
+    timer = asyncio.get_running_loop().call_at(deadline, _expire, future)
+    try:
+        await future
+    finally:
+        timer.cancel()
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 class AsyncioTransport(Transport):
     """A TCP (optionally TLS) connection driven through an asyncio ``Protocol``."""
 
@@ -85,6 +105,9 @@ class AsyncioTransport(Transport):
         self._protocol = protocol
 
     async def receive(self) -> bytes:
+        return await self.receive_by(None)
+
+    async def receive_by(self, deadline: float | None) -> bytes:
         protocol = self._protocol
         while not protocol.buffer:
             if protocol.closed:
@@ -92,18 +115,21 @@ class AsyncioTransport(Transport):
                     with map_errors("receive"):
                         raise protocol.error
                 return b""
-            await protocol.readable()
+            await protocol.readable(deadline)
         data = bytes(protocol.buffer[:READ_SIZE])
         del protocol.buffer[:READ_SIZE]
         return data
 
     async def send(self, data: bytes) -> None:
+        await self.send_by(data, None)
+
+    async def send_by(self, data: bytes, deadline: float | None) -> None:
         protocol = self._protocol
         if protocol.closed or self._transport.is_closing():
             raise ConnectionLostError("send: the connection was lost")
         self._transport.write(data)
         while protocol.paused and not protocol.closed:
-            await protocol.writable()
+            await protocol.writable(deadline)
         if protocol.closed and protocol.error is not None:
             raise ConnectionLostError("send: the connection was lost") from protocol.error
 

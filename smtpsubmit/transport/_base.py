@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import math
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,6 +60,16 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def tls_info(self) -> TLSInfo | None:
         """Details of the TLS session, or ``None`` when the stream is not encrypted."""
+
+    async def receive_by(self, deadline: float | None) -> bytes:
+        """:meth:`receive`, raising ``TimeoutError`` at ``deadline`` (anyio's clock)."""
+        with anyio.fail_at(math.inf if deadline is None else deadline):
+            return await self.receive()
+
+    async def send_by(self, data: bytes, deadline: float | None) -> None:
+        """:meth:`send`, raising ``TimeoutError`` at ``deadline`` (anyio's clock)."""
+        with anyio.fail_at(math.inf if deadline is None else deadline):
+            await self.send(data)
 
     @property
     def local_ip(self) -> str | None:
