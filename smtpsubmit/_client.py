@@ -594,11 +594,7 @@ class SMTPClient:
         mail = Mail(
             msg.sender,
             size=size if ext.size is not None else None,
-            body="BINARYMIME"
-            if msg.binary
-            else "8BITMIME"
-            if eightbit and ext.eightbitmime
-            else None,
+            body=_body_type(msg.binary, eightbit and ext.eightbitmime),
             smtputf8=msg.smtputf8,
             ret=dsn.ret if dsn else None,
             envid=dsn.envid if dsn else None,
