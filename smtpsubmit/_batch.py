@@ -44,6 +44,7 @@ __all__ = [
     "BatchEntry",
     "Outcome",
     "Pending",
+    "accepted_recipients",
     "envelope_outcome",
     "evaluate",
     "run_data_chain",
@@ -107,16 +108,18 @@ def evaluate(pending: Pending, final: Reply | None) -> Outcome:
     return SendResult(pending.mail.sender, accepted, refused, final)
 
 
-def _unknown(pending: Pending, exc: BaseException) -> OutcomeUnknownError:
-    accepted = tuple(
-        r.command.recipient
-        for r in pending.replies
-        if isinstance(r.command, Rcpt) and r.is_positive
+def accepted_recipients(replies: Sequence[Reply]) -> tuple[str, ...]:
+    """The recipients whose RCPT got a positive reply among ``replies``."""
+    return tuple(
+        r.command.recipient for r in replies if isinstance(r.command, Rcpt) and r.is_positive
     )
+
+
+def _unknown(pending: Pending, exc: BaseException) -> OutcomeUnknownError:
     error = OutcomeUnknownError(
         f"the connection failed after message {pending.index} was sent and before its final "
         f"reply ({exc}); it may or may not have been queued",
-        accepted=accepted,
+        accepted=accepted_recipients(pending.replies),
     )
     error.__cause__ = exc
     return error

@@ -37,7 +37,14 @@ from typing import BinaryIO, Literal
 import anyio
 import anyio.to_thread
 
-from ._batch import BatchEntry, Pending, envelope_outcome, run_data_chain, run_window
+from ._batch import (
+    BatchEntry,
+    Pending,
+    accepted_recipients,
+    envelope_outcome,
+    run_data_chain,
+    run_window,
+)
 from ._body import Body, Stream, chunks
 from ._errors import (
     AuthenticationError,
@@ -664,10 +671,7 @@ class SMTPClient:
     async def _read_final_or_unknown(self, data_sent: bool, replies: list[Reply]) -> Reply:
         if not data_sent:
             return await self._read_reply("command")
-        accepted = tuple(
-            r.command.recipient for r in replies if isinstance(r.command, Rcpt) and r.is_positive
-        )
-        return await self._final_reply(accepted)
+        return await self._final_reply(accepted_recipients(replies))
 
     async def _final_reply(self, accepted: tuple[str, ...]) -> Reply:
         """The reply to a complete message; a failure before it is OutcomeUnknownError."""

@@ -110,13 +110,11 @@ class AnyIOTransport(Transport):
         return self._stream
 
     async def receive(self) -> bytes:
-        try:
-            with map_errors("receive"):
+        with map_errors("receive"):
+            try:
                 return await self._stream.receive(READ_SIZE)
-        except ConnectionLostError as exc:
-            if isinstance(exc.__cause__, anyio.EndOfStream):
+            except anyio.EndOfStream:
                 return b""
-            raise
 
     async def send(self, data: bytes) -> None:
         with map_errors("send"):
