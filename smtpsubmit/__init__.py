@@ -31,7 +31,7 @@ from ._errors import (
     TransientReplyError,
 )
 from ._pool import SMTPPool
-from ._results import SendResult, TranscriptLine
+from ._results import SendResult, Transcript, TranscriptLine
 from .auth import Authenticator, OAuth2Auth, PasswordAuth
 from .policy import Timeouts, TLSMode
 from .protocol import EnhancedStatus, Reply
@@ -68,6 +68,7 @@ __all__ = [
     "TLSPolicyError",
     "TimeoutError",
     "Timeouts",
+    "Transcript",
     "TranscriptLine",
     "TransientReplyError",
     "send",

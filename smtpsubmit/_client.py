@@ -19,6 +19,7 @@ Theory of operation:
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 import logging
@@ -26,6 +27,7 @@ import ssl
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
+    Callable,
     Iterable,
     Iterator,
     Sequence,
@@ -45,7 +47,7 @@ from ._batch import (
     run_data_chain,
     run_window,
 )
-from ._body import Body, Stream, chunks
+from ._body import CHUNK, Body, Stream, chunks
 from ._errors import (
     AuthenticationError,
     CleartextAuthError,
@@ -71,7 +73,7 @@ from ._message import (
     prepare_raw,
 )
 from ._options import ClientOptions, TransportFactory, Unpack
-from ._results import SendResult, TranscriptLine
+from ._results import SendResult, Transcript, lines_of
 from .auth import (
     Authenticator,
     ChannelInfo,
@@ -179,8 +181,11 @@ class SMTPClient:
         self._unix_socket = unix_socket
         self._transport: Transport | None = None
         self._conn: ClientConnection | None = None
-        self._lock = anyio.Lock()
-        self._transcript: list[TranscriptLine] = []
+        # fast_acquire: an uncontended acquire does not yield to the event loop (that would
+        # be one more loop turn per message); every send awaits I/O anyway.
+        self._lock = anyio.Lock(fast_acquire=True)
+        self._transcript: list[Command | Reply] = []  # rendered lazily, see Transcript
+        self._clock: Callable[[], float] = anyio.current_time
         self._recording = True  # off during batches: their lines interleave, see _batch
         self.authenticated_mechanism: str | None = None
         #: Messages accepted on the current connection, and when it was opened (anyio clock).
@@ -407,7 +412,8 @@ class SMTPClient:
         mode = self.tls_mode
         self._transcript = []
         self.messages_sent = 0
-        self.connected_at = anyio.current_time()
+        self._clock = _event_loop_clock()
+        self.connected_at = self._clock()
         with self._phase("connect"):
             if self._transport_factory is not None:
                 transport = await self._transport_factory()
@@ -629,7 +635,7 @@ class SMTPClient:
         accepted, refused, error = envelope_outcome(pending)
         if error is not None:
             if not bdat and replies[-1].code == 354:
-                await self._finish_body(chunks(b""), accepted=())  # RFC 2920 3.1: close DATA
+                await self._finish_body(b"", accepted=())  # RFC 2920 3.1: close DATA
             await self._reset_after_failure()
             raise error
         if inline:
@@ -641,11 +647,11 @@ class SMTPClient:
             if data_reply.code != 354:
                 await self._reset_after_failure()
                 raise ReplyError.from_reply(data_reply, f"DATA refused: {data_reply}")
-            final = await self._finish_body(chunks(body), accepted)
+            final = await self._finish_body(body, accepted)
         if not final.is_positive:
             raise ReplyError.from_reply(final, f"message refused: {final}")
         self.messages_sent += 1
-        return SendResult(mail.sender, accepted, refused, final, tuple(self._transcript))
+        return SendResult(mail.sender, accepted, refused, final, Transcript(self._transcript))
 
     async def _exchange(self, commands: list[Command], *, data_sent: bool) -> list[Reply]:
         """Send commands (one write when pipelining) and read one reply for each."""
@@ -684,11 +690,15 @@ class SMTPClient:
                 accepted=accepted,
             ) from exc
 
-    async def _finish_body(self, chunks: AsyncIterator[bytes], accepted: tuple[str, ...]) -> Reply:
+    async def _finish_body(self, body: Body, accepted: tuple[str, ...]) -> Reply:
         # Each chunk is written when the next one is known, so the last one shares its
         # write with the end-of-data marker (one segment for a small message).
+        if isinstance(body, bytes) and len(body) <= CHUNK:  # the usual case, no iterator
+            data = self._render(MessageData(body)) if body else b""
+            await self._write(data + self._render(EndOfData()), "data")
+            return await self._final_reply(accepted)
         pending = b""
-        async for chunk in chunks:
+        async for chunk in chunks(body):
             if pending:
                 await self._write(pending, "data")
             pending = self._render(MessageData(chunk))
@@ -729,7 +739,7 @@ class SMTPClient:
             data = self._conn.send(command)
         except LocalProtocolError as exc:
             raise SMTPError(f"internal protocol misuse: {exc}") from exc
-        self._log("C", command.log_line())
+        self._wire(command)
         return data
 
     async def _command(self, command: Command, phase: Phase) -> Reply:
@@ -747,9 +757,11 @@ class SMTPClient:
         if transport is None:
             raise ConnectionLostError("not connected")
         limit: float | None = getattr(self.timeouts, phase)
-        deadline = None if limit is None else anyio.current_time() + limit
-        with self._timeout_error(phase, limit):
+        deadline = None if limit is None else self._clock() + limit
+        try:
             await transport.send_by(data, deadline)
+        except builtins.TimeoutError as exc:
+            raise self._timed_out(exc, phase, limit) from None
 
     async def _read_reply(self, phase: Phase) -> Reply:
         """The next reply; the phase's time limit runs from the first wait for bytes.
@@ -771,14 +783,17 @@ class SMTPClient:
                 # The phase's limit runs from the first wait for this reply's bytes.
                 limit: float | None = getattr(self.timeouts, phase)
                 if deadline is None and limit is not None:
-                    deadline = anyio.current_time() + limit
-                with self._timeout_error(phase, limit):
-                    conn.receive_data(await transport.receive_by(deadline))
+                    deadline = self._clock() + limit
+                try:
+                    data = await transport.receive_by(deadline)
+                except builtins.TimeoutError as exc:
+                    raise self._timed_out(exc, phase, limit) from None
+                conn.receive_data(data)
                 continue
             if event is CONNECTION_CLOSED:
                 raise ConnectionLostError(f"{self.host} closed the connection")
             assert isinstance(event, Reply)
-            self._log_reply(event)
+            self._wire(event)
             if event.code == 421:
                 raise ReplyError.from_reply(event, f"the server is closing the connection: {event}")
             return event
@@ -798,14 +813,24 @@ class SMTPClient:
         try:
             yield
         except builtins.TimeoutError as exc:
-            if isinstance(exc, TimeoutError):
-                raise
-            where = f" with {self.host}:{self.port}" if phase != "total" else ""
-            raise TimeoutError(
-                f"{phase.replace('_', ' ')}{where} timed out after {limit} s",
-                phase=phase,
-                timeout=limit,
-            ) from None
+            raise self._timed_out(exc, phase, limit) from None
+
+    def _timed_out(
+        self, exc: builtins.TimeoutError, phase: str, limit: float | None
+    ) -> builtins.TimeoutError:
+        """Our TimeoutError naming the phase, for the builtin one a deadline raised.
+
+        One that is already ours (an inner phase's) is returned as it is. (Called from
+        plain ``try`` blocks on the per-message path, where a context manager costs more.)
+        """
+        if isinstance(exc, TimeoutError):
+            return exc
+        where = f" with {self.host}:{self.port}" if phase != "total" else ""
+        return TimeoutError(
+            f"{phase.replace('_', ' ')}{where} timed out after {limit} s",
+            phase=phase,
+            timeout=limit,
+        )
 
     @contextlib.contextmanager
     def _total_deadline(self) -> Iterator[None]:
@@ -816,17 +841,17 @@ class SMTPClient:
         with self._timeout_error("total", total), anyio.fail_after(total):
             yield
 
-    def _log(self, direction: Literal["C", "S"], text: str) -> None:
-        if self._recording:
-            self._transcript.append(TranscriptLine(direction, text))
-        logger.debug("%s %s: %s", self.host, direction, text)
+    def _wire(self, item: Command | Reply) -> None:
+        """Record a command sent or a reply received: transcript and DEBUG log.
 
-    def _log_reply(self, reply: Reply) -> None:
-        status = f"{reply.enhanced} " if reply.enhanced else ""
-        last = len(reply.lines) - 1
-        for i, line in enumerate(reply.lines):
-            sep = " " if i == last else "-"
-            self._log("S", f"{reply.code}{sep}{status}{line}".rstrip())
+        The transcript keeps the object and renders its text only when read; the log
+        formats only when DEBUG is on. (Secrets: ``Command.log_line()`` redacts them.)
+        """
+        if self._recording:
+            self._transcript.append(item)
+        if logger.isEnabledFor(logging.DEBUG):
+            for line in lines_of(item):
+                logger.debug("%s %s: %s", self.host, line.direction, line.text)
 
     async def _close(self) -> None:
         transport, self._transport = self._transport, None
@@ -845,6 +870,14 @@ def _body_type(binary: bool, eightbit: bool) -> Literal["BINARYMIME", "8BITMIME"
     if binary:
         return "BINARYMIME"
     return "8BITMIME" if eightbit else None
+
+
+def _event_loop_clock() -> Callable[[], float]:
+    """anyio's clock, straight from the asyncio loop when that is the backend (cheaper)."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:  # not asyncio: trio, or another backend
+        return anyio.current_time
 
 
 def _idle(conn: ClientConnection | None) -> bool:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, overload
 
-from .protocol import Reply
+from .protocol import Command, Reply
 
-__all__ = ["SendResult", "TranscriptLine"]
+__all__ = ["SendResult", "Transcript", "TranscriptLine", "lines_of"]
 
 # Postfix/Sendmail "queued as X", Exim "id=X", and generic "<X> queued".
 _QUEUE_ID = re.compile(r"queued as ([\w.@<>-]+)|\bid=([\w.@<>-]+)", re.IGNORECASE)
@@ -30,6 +30,73 @@ class TranscriptLine(NamedTuple):
         return f"{self.direction}: {self.text}"
 
 
+def lines_of(item: Command | Reply) -> list[TranscriptLine]:
+    """The transcript lines of a command sent (secrets redacted) or of a reply received."""
+    if not isinstance(item, Reply):
+        return [TranscriptLine("C", item.log_line())]
+    status = f"{item.enhanced} " if item.enhanced else ""
+    last = len(item.lines) - 1
+    return [
+        TranscriptLine("S", f"{item.code}{' ' if i == last else '-'}{status}{line}".rstrip())
+        for i, line in enumerate(item.lines)
+    ]
+
+
+class Transcript(Sequence[TranscriptLine]):
+    """The lines of a transaction, rendered from its commands and replies when first read.
+
+    Sending keeps the command and reply objects (no formatting on the hot path); the text,
+    secrets already redacted by :meth:`Command.log_line`, is made only if someone looks.
+    Compares equal to any sequence of the same lines.
+    """
+
+    __slots__ = ("_items", "_lines")
+
+    def __init__(self, items: Iterable[Command | Reply | TranscriptLine] = ()) -> None:
+        self._items = tuple(items)
+        self._lines: tuple[TranscriptLine, ...] | None = None
+
+    def _rendered(self) -> tuple[TranscriptLine, ...]:
+        if self._lines is None:
+            lines: list[TranscriptLine] = []
+            for item in self._items:
+                if isinstance(item, TranscriptLine):
+                    lines.append(item)
+                else:
+                    lines.extend(lines_of(item))
+            self._lines = tuple(lines)
+            self._items = ()
+        return self._lines
+
+    @overload
+    def __getitem__(self, index: int) -> TranscriptLine: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[TranscriptLine]: ...
+    def __getitem__(self, index: int | slice) -> TranscriptLine | Sequence[TranscriptLine]:
+        return self._rendered()[index]
+
+    def __len__(self) -> int:
+        return len(self._rendered())
+
+    def __iter__(self) -> Iterator[TranscriptLine]:
+        return iter(self._rendered())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Transcript | tuple | list):
+            return self._rendered() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._rendered())
+
+    def __repr__(self) -> str:
+        return f"Transcript({list(self._rendered())!r})"
+
+    def __reduce__(self) -> tuple[type[Transcript], tuple[tuple[TranscriptLine, ...]]]:
+        # The rendered (redacted) lines, never the command objects.
+        return (Transcript, (self._rendered(),))
+
+
 def queue_id_from(reply: Reply) -> str | None:
     """The server's queue id in a final reply, when it gives one in a known form."""
     match = _QUEUE_ID.search(reply.text)
@@ -46,14 +113,14 @@ class SendResult:
     maps each refused recipient to its reply (code, enhanced status, text). ``reply`` is
     the server's final reply to the message (end of data or the last BDAT), and
     ``queue_id`` the id it gave, if recognisable. ``transcript`` holds the lines of this
-    transaction, AUTH payloads redacted.
+    transaction, AUTH payloads redacted (a :class:`Transcript`, rendered when first read).
     """
 
     sender: str
     accepted: tuple[str, ...]
     refused: Mapping[str, Reply]
     reply: Reply
-    transcript: tuple[TranscriptLine, ...] = field(default=(), repr=False)
+    transcript: Sequence[TranscriptLine] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "refused", MappingProxyType(dict(self.refused)))
