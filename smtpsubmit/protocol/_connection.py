@@ -34,7 +34,7 @@ from . import _commands as c
 from ._data import MAX_TEXT_LINE, DataEncoder
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._extensions import Extensions
-from ._replies import DEFAULT_MAX_LINE, DEFAULT_MAX_REPLY, Reply, ReplyParser
+from ._replies import DEFAULT_MAX_LINE, DEFAULT_MAX_REPLY, EnhancedStatus, Reply, ReplyParser
 from ._state import REPLY, SEND, ReplyClass, State
 
 __all__ = [
@@ -56,6 +56,9 @@ class Sentinel(enum.Enum):
 NEED_DATA: Final = Sentinel.NEED_DATA
 CONNECTION_CLOSED: Final = Sentinel.CONNECTION_CLOSED
 Event = Reply | Sentinel
+
+#: States in which a transaction is open (MAIL sent and not yet ended).
+_OPEN = frozenset({State.TRANSACTION, State.DATA_SENT, State.BODY})
 
 
 @dataclass
@@ -167,8 +170,31 @@ class ClientConnection:
             )
 
     def _check_extensions(self, command: c.Command) -> None:
+        # By exact type, like the SEND table (which refuses any other type anyway); the
+        # transaction's commands first, since they are sent for every message.
         ext = self.extensions
-        if isinstance(command, c.StartTLS):
+        kind = type(command)
+        if kind is c.MessageData or kind is c.EndOfData:
+            return
+        if kind is c.Mail:
+            assert isinstance(command, c.Mail)
+            self._check_mail(command)
+        elif kind is c.Rcpt:
+            assert isinstance(command, c.Rcpt)
+            self._check_rcpt(command)
+        elif kind is c.Data:
+            self._check_body_kind(c.Data)
+            if self._binarymime:
+                raise LocalProtocolError("BODY=BINARYMIME requires BDAT, not DATA (RFC 3030 3)")
+            if not self._rcpts_sent:
+                raise LocalProtocolError("can't send DATA before any RCPT")
+        elif kind is c.Bdat:
+            if not ext.chunking:
+                raise LocalProtocolError("the server did not advertise CHUNKING (RFC 3030)")
+            self._check_body_kind(c.Bdat)
+            if not self._rcpts_sent:
+                raise LocalProtocolError("can't send BDAT before any RCPT")
+        elif kind is c.StartTLS:
             if self.encrypted:
                 raise LocalProtocolError("the channel is already encrypted")
             if not ext.starttls:
@@ -186,22 +212,6 @@ class ClientConnection:
                     f"the server did not advertise AUTH {command.mechanism} "
                     f"(it offers: {' '.join(sorted(ext.auth)) or 'none'})"
                 )
-        elif isinstance(command, c.Mail):
-            self._check_mail(command)
-        elif isinstance(command, c.Rcpt):
-            self._check_rcpt(command)
-        elif isinstance(command, c.Data):
-            self._check_body_kind(c.Data)
-            if self._binarymime:
-                raise LocalProtocolError("BODY=BINARYMIME requires BDAT, not DATA (RFC 3030 3)")
-            if not self._rcpts_sent:
-                raise LocalProtocolError("can't send DATA before any RCPT")
-        elif isinstance(command, c.Bdat):
-            if not ext.chunking:
-                raise LocalProtocolError("the server did not advertise CHUNKING (RFC 3030)")
-            self._check_body_kind(c.Bdat)
-            if not self._rcpts_sent:
-                raise LocalProtocolError("can't send BDAT before any RCPT")
 
     def _check_body_kind(self, kind: type[c.Command]) -> None:
         if self._transaction_kind not in (None, kind):
@@ -244,26 +254,28 @@ class ClientConnection:
 
     def _commit(self, command: c.Command, target: State) -> None:
         """Record a command that is about to be written."""
-        if isinstance(command, c.Mail):
+        kind = type(command)
+        if kind is c.Mail:
+            assert isinstance(command, c.Mail)
             self._serial += 1
             self._transaction = self._serial
             self._transaction_utf8 = command.smtputf8
             self._binarymime = command.body == "BINARYMIME"
             self._transaction_kind = None
             self._rcpts_sent = 0
-        elif isinstance(command, c.Rcpt):
+        elif kind is c.Rcpt:
             self._rcpts_sent += 1
-        elif isinstance(command, c.Data | c.Bdat):
-            self._transaction_kind = type(command)
+        elif kind is c.Data or kind is c.Bdat:
+            self._transaction_kind = kind
+            if isinstance(command, c.Bdat) and command.last:
+                target = State.READY
         if command.expects_reply:
             self._in_flight.append(_InFlight(command, self._transaction))
-        if isinstance(command, c.Bdat) and command.last:
-            target = State.READY
         self._state = target
         self._end_transaction_unless_open()
 
     def _end_transaction_unless_open(self) -> None:
-        if self._state not in (State.TRANSACTION, State.DATA_SENT, State.BODY):
+        if self._state not in _OPEN:
             self._transaction = 0
 
     # -- receiving -----------------------------------------------------------------
@@ -292,32 +304,35 @@ class ClientConnection:
                 "the server sent data after agreeing to STARTTLS and before the TLS "
                 "handshake (response injection, RFC 3207 6)"
             )
-        reply = self._parser.next_reply()
-        if reply is None:
+        parts = self._parser.next_parts()
+        if parts is None:
             if not self._eof:
                 return NEED_DATA
             if self._parser.in_reply:
                 raise RemoteProtocolError("connection closed in the middle of a reply")
             self._state = State.CLOSED
             return CONNECTION_CLOSED
-        return self._handle_reply(reply)
+        return self._handle_reply(*parts)
 
-    def _handle_reply(self, reply: Reply) -> Reply:
+    def _handle_reply(
+        self, code: int, lines: tuple[str, ...], enhanced: EnhancedStatus | None
+    ) -> Reply:
         entry: _InFlight | None = None
         if self._in_flight:
             entry = self._in_flight.popleft()
-        elif self._state is not State.GREETING and reply.code != 421:
+        elif self._state is not State.GREETING and code != 421:
+            reply = Reply(code, lines, enhanced)
             raise RemoteProtocolError(f"unexpected reply with no command pending: {reply}")
         command = entry.command if entry else None
-        reply = Reply(reply.code, reply.lines, reply.enhanced, command)
+        reply = Reply(code, lines, enhanced, command)
         if reply.code == 421:
             self._in_flight.clear()
             self._state = State.CLOSING
             return reply
         kind = type(command) if command is not None else None
         if (
-            entry is not None
-            and isinstance(command, c.Mail | c.Bdat)
+            (kind is c.Mail or kind is c.Bdat)
+            and entry is not None
             and entry.transaction != self._transaction
         ):
             return reply  # an earlier transaction's reply cannot end the current one

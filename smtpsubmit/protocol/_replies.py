@@ -14,6 +14,9 @@ Theory of operation:
 - Reply text is decoded as UTF-8 (invalid bytes escaped) and control characters are
   escaped as ``\\xNN`` (``\\u2028`` for the Unicode line separators), so text from a
   hostile server is always safe to print or log.
+- Servers repeat the same one-line replies all day (``250 2.1.0 Ok``): the parser keeps
+  the parsed form of the last few dozen distinct ones and hands the same immutable parts
+  back when the exact same line comes again, so the common case costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ DEFAULT_MAX_LINE = 4096
 DEFAULT_MAX_REPLY = 65536
 
 _CODE = re.compile(rb"[2-5][0-5][0-9]")
+#: How many distinct one-line replies the parser remembers (then it starts afresh).
+_RECENT = 64
+
+#: What a reply is made of: code, lines of text, enhanced status.
+ReplyParts = tuple[int, tuple[str, ...], "EnhancedStatus | None"]
 _ENHANCED = re.compile(r"([245])\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})(?: |$)")
 # C0 (but TAB), DEL, C1 and the Unicode line/paragraph separators: a hostile server must
 # not be able to start a new log line or a terminal escape sequence.
@@ -129,11 +137,23 @@ class ReplyParser:
     ) -> None:
         self.max_line = max_line
         self.max_reply = max_reply
-        self.enhanced_status_codes = False
+        self._enhanced = False
+        self._recent: dict[bytes, ReplyParts] = {}  # one-line reply as received -> parts
         self._buffer = bytearray()
         self._lines: list[bytes] = []
         self._reply_size = 0
         self._code: bytes | None = None
+
+    @property
+    def enhanced_status_codes(self) -> bool:
+        """Whether replies carry RFC 3463 codes to split off (the server said so, RFC 2034)."""
+        return self._enhanced
+
+    @enhanced_status_codes.setter
+    def enhanced_status_codes(self, value: bool) -> None:
+        if value != self._enhanced:
+            self._recent.clear()  # the same line now parses differently
+        self._enhanced = value
 
     @property
     def buffered(self) -> int:
@@ -151,6 +171,20 @@ class ReplyParser:
 
     def next_reply(self) -> Reply | None:
         """Return the next complete reply, or ``None`` if more bytes are needed."""
+        parts = self.next_parts()
+        return None if parts is None else Reply(*parts)
+
+    def next_parts(self) -> ReplyParts | None:
+        """:meth:`next_reply` as ``(code, lines, enhanced)``, for a caller that builds the
+        :class:`Reply` itself (the connection adds the command answered)."""
+        buffer = self._buffer
+        if not self._lines:
+            end = buffer.find(b"\n", 0, self.max_line)
+            if end >= 0:
+                known = self._recent.get(bytes(buffer[:end]))
+                if known is not None:
+                    del buffer[: end + 1]
+                    return known
         while True:
             # The LF may be at index max_line - 1 at most, so the line fits in max_line.
             end = self._buffer.find(b"\n", 0, self.max_line)
@@ -158,7 +192,7 @@ class ReplyParser:
                 if len(self._buffer) >= self.max_line:
                     raise RemoteProtocolError(f"reply line longer than {self.max_line} octets")
                 return None
-            raw = bytes(self._buffer[:end])
+            received = raw = bytes(self._buffer[:end])
             del self._buffer[: end + 1]
             self._reply_size += end + 1
             if self._reply_size > self.max_reply:
@@ -168,7 +202,13 @@ class ReplyParser:
             final = self._check_line(raw)
             self._lines.append(raw)
             if final:
-                return self._finish()
+                one_line = len(self._lines) == 1
+                parts = self._finish()
+                if one_line:
+                    if len(self._recent) >= _RECENT:
+                        self._recent.clear()
+                    self._recent[received] = parts
+                return parts
 
     def _check_line(self, raw: bytes) -> bool:
         code = raw[:3]
@@ -186,7 +226,7 @@ class ReplyParser:
             return True
         raise RemoteProtocolError(f"malformed reply line: {_preview(raw)}")
 
-    def _finish(self) -> Reply:
+    def _finish(self) -> ReplyParts:
         assert self._code is not None
         code = int(self._code)
         texts = [
@@ -196,9 +236,9 @@ class ReplyParser:
         self._code = None
         self._reply_size = 0
         enhanced = None
-        if self.enhanced_status_codes:
+        if self._enhanced:
             enhanced, texts = _split_enhanced(code, texts)
-        return Reply(code=code, lines=tuple(texts), enhanced=enhanced)
+        return code, tuple(texts), enhanced
 
 
 @functools.lru_cache(maxsize=256)

@@ -60,7 +60,10 @@ class ReplyClass(enum.Enum):
     @classmethod
     def of(cls, code: int) -> ReplyClass:
         """Classify a reply code."""
-        return {2: cls.POSITIVE, 3: cls.INTERMEDIATE}.get(code // 100, cls.NEGATIVE)
+        return _BY_DIGIT.get(code // 100, cls.NEGATIVE)
+
+
+_BY_DIGIT = {2: ReplyClass.POSITIVE, 3: ReplyClass.INTERMEDIATE}
 
 
 S = State

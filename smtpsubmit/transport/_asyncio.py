@@ -24,6 +24,14 @@ __all__ = ["AsyncioTransport", "connect_tcp_asyncio"]
 
 
 class _Protocol(asyncio.Protocol):
+    """Buffers what arrives and wakes the one task waiting, with at most one timer.
+
+    Deadlines: every wait has one (the client's phase limits), but they almost never
+    expire. Instead of a timer handle per wait, one watchdog timer stays armed; when it
+    fires it checks the current wait's deadline and either expires it or re-arms for it.
+    A later deadline (the usual case: each wait is "now + limit") costs no timer at all.
+    """
+
     def __init__(self) -> None:
         self.buffer = bytearray()
         self.closed = False
@@ -31,6 +39,8 @@ class _Protocol(asyncio.Protocol):
         self.paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
+        self._deadline: float | None = None  # of the current wait
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -46,6 +56,7 @@ class _Protocol(asyncio.Protocol):
         self.error = exc
         self._wake()
         self._release()
+        self.stop_watchdog()
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -55,18 +66,51 @@ class _Protocol(asyncio.Protocol):
         self._release()
 
     async def readable(self, deadline: float | None) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
         try:
-            await _until(self._waiter, deadline)
+            await self._until(waiter, deadline)
         finally:
             self._waiter = None
 
     async def writable(self, deadline: float | None) -> None:
-        self._drain = asyncio.get_running_loop().create_future()
+        self._drain = drain = asyncio.get_running_loop().create_future()
         try:
-            await _until(self._drain, deadline)
+            await self._until(drain, deadline)
         finally:
             self._drain = None
+
+    async def _until(self, future: asyncio.Future[None], deadline: float | None) -> None:
+        """Await ``future``; TimeoutError at ``deadline`` (the loop's clock, anyio's too)."""
+        if deadline is not None:
+            self._deadline = deadline
+            watchdog = self._watchdog
+            if watchdog is None or watchdog.when() > deadline:
+                if watchdog is not None:
+                    watchdog.cancel()
+                self._watchdog = asyncio.get_running_loop().call_at(deadline, self._check)
+        try:
+            await future
+        finally:
+            self._deadline = None
+
+    def _check(self) -> None:
+        """The watchdog fired: expire the wait whose deadline passed, or re-arm."""
+        self._watchdog = None
+        deadline = self._deadline
+        if deadline is None:
+            return  # nobody waits now; the next wait arms a new watchdog
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:
+            self._watchdog = loop.call_at(deadline, self._check)
+            return
+        for future in (self._waiter, self._drain):
+            if future is not None and not future.done():
+                future.set_exception(TimeoutError())
+
+    def stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -75,26 +119,6 @@ class _Protocol(asyncio.Protocol):
     def _release(self) -> None:
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
-
-
-async def _until(future: asyncio.Future[None], deadline: float | None) -> None:
-    """Await ``future``; TimeoutError at ``deadline`` (the loop's clock, which is anyio's).
-
-    A timer handle costs far less than a cancel scope, and this runs for every reply.
-    """
-    if deadline is None:
-        await future
-        return
-    timer = asyncio.get_running_loop().call_at(deadline, _expire, future)
-    try:
-        await future
-    finally:
-        timer.cancel()
-
-
-def _expire(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
 
 
 class AsyncioTransport(Transport):
@@ -148,6 +172,7 @@ class AsyncioTransport(Transport):
         self._transport = upgraded
 
     async def aclose(self) -> None:
+        self._protocol.stop_watchdog()
         self._transport.close()
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import anyio
@@ -158,3 +159,43 @@ async def test_asyncio_transport_refuses_starttls_over_unread_bytes(anyio_backen
         with pytest.raises(smtpsubmit.ProtocolViolationError, match="response injection"):
             await transport.start_tls(server.client_ssl_context(), "localhost")
         await transport.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncio_transport_deadlines_use_one_watchdog_and_expire_only_when_due(
+    anyio_backend: str,
+) -> None:
+    """One timer serves every wait: a later deadline re-arms it when it fires, an earlier
+    one replaces it. The server's pause is the loop's own timer order (its wake-up is due
+    after the watchdog's), not a race."""
+    from smtpsubmit.transport import connect_tcp
+
+    first_deadline = 0.0
+
+    async def server(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            assert await stream.receive() == b"1"
+            await stream.send(b"a")
+            # Answer the second wait only after the watchdog armed for the first fired.
+            await anyio.sleep_until(first_deadline + 0.05)
+            await stream.send(b"b")
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                await stream.receive()  # hold the line open, silent, until the client goes
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, server)
+        transport = await connect_tcp("127.0.0.1", port)
+        protocol = transport._protocol  # type: ignore[attr-defined]
+        await transport.send(b"1")
+        first_deadline = anyio.current_time() + 0.05
+        assert await transport.receive_by(first_deadline) == b"a"
+        later = anyio.current_time() + 30
+        assert await transport.receive_by(later) == b"b"  # not expired at the first deadline
+        assert protocol._watchdog.when() == later  # re-armed when it fired
+        with pytest.raises(TimeoutError):
+            await transport.receive_by(anyio.current_time() + 0.05)  # earlier: replaces it
+        await transport.aclose()
+        assert protocol._watchdog is None
+        tg.cancel_scope.cancel()

@@ -139,6 +139,59 @@ def _ehlo_sent() -> ClientConnection:
 SESSIONS = st.sampled_from([ClientConnection, _ehlo_sent, _pipelined, _auth, _starttls])
 
 
+def _parse_all(parser: ReplyParser, data: bytes, cuts: list[int]) -> list[Reply] | None:
+    got = []
+    try:
+        for piece in chunked(data, cuts):
+            parser.feed(piece)
+            while (reply := parser.next_reply()) is not None:
+                got.append(reply)
+    except RemoteProtocolError:
+        return None
+    return got
+
+
+# Whole replies as servers send them, with and without enhanced status codes.
+REPLIES = st.lists(
+    st.sampled_from(
+        [
+            b"250 2.1.0 Ok\r\n",
+            b"250 2.1.5 Ok\n",
+            b"250 Ok\r\n",
+            b"354 End data with <CR><LF>.<CR><LF>\r\n",
+            b"550 5.1.1 <b@example.com>: Recipient address rejected\r\n",
+            b"250-2.0.0 first\r\n250 2.0.0 second\r\n",
+            b"451 4.3.0 try later\r\n",
+            b"250 2.0.0\r\n",
+        ]
+    ),
+    max_size=12,
+).map(b"".join)
+
+
+@FAST
+@given(
+    data=st.one_of(REPLIES, SERVER_BYTES),
+    rounds=st.lists(st.tuples(st.booleans(), CUTS), min_size=2, max_size=5),
+)
+def test_a_warm_parser_parses_like_a_fresh_one(
+    data: bytes, rounds: list[tuple[bool, list[int]]]
+) -> None:
+    """Remembered one-line replies never change what a parser returns: one long-lived
+    parser, fed the same bytes round after round (the enhanced-codes switch flipping
+    between rounds), gives exactly what a fresh parser gives each time."""
+    warm = ReplyParser()
+    for enhanced, cuts in rounds:
+        fresh = ReplyParser()
+        fresh.enhanced_status_codes = enhanced
+        expected = _parse_all(fresh, data, cuts)
+        if expected is None or fresh.in_reply:
+            return  # an error or an unfinished reply: the next round is not comparable
+        warm.enhanced_status_codes = enhanced
+        assert warm.enhanced_status_codes is enhanced
+        assert _parse_all(warm, data, cuts) == expected
+
+
 @FAST
 @given(session=SESSIONS, data=SERVER_BYTES, cuts=CUTS, eof=st.booleans())
 def test_connection_gives_events_or_remote_error_only(

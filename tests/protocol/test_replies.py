@@ -92,7 +92,45 @@ def test_malformed_line_error_message_is_escaped_and_short() -> None:
     assert "x" * 37 not in str(info.value)
 
 
+def test_a_repeated_line_parses_the_same_every_time() -> None:
+    parser = ReplyParser()
+    for _ in range(3):
+        parser.feed(b"250 2.1.0 Ok\r\n")
+        assert parser.next_reply() == Reply(250, ("2.1.0 Ok",))
+        assert parser.buffered == 0
+
+
+def test_many_distinct_replies_then_the_first_again() -> None:
+    parser = ReplyParser()
+    for i in range(200):
+        parser.feed(b"250 queued as %d\r\n" % i)
+        assert parser.next_reply() == Reply(250, (f"queued as {i}",))
+    parser.feed(b"250 queued as 0\r\n250 queued as 199\r\n")
+    assert parser.next_reply() == Reply(250, ("queued as 0",))
+    assert parser.next_reply() == Reply(250, ("queued as 199",))
+
+
+def test_a_remembered_line_still_waits_for_its_line_end() -> None:
+    parser = ReplyParser()
+    parser.feed(b"250 Ok\r\n")
+    parser.next_reply()
+    parser.feed(b"250 Ok")
+    assert parser.next_reply() is None
+    parser.feed(b"\r\n")
+    assert parser.next_reply() == Reply(250, ("Ok",))
+
+
 # -- enhanced status codes (RFC 3463, RFC 2034) ------------------------------------------
+
+
+def test_switching_enhanced_codes_on_reparses_a_line_seen_before() -> None:
+    parser = ReplyParser()
+    parser.feed(b"250 2.1.0 Ok\r\n")
+    assert parser.next_reply() == Reply(250, ("2.1.0 Ok",))
+    parser.enhanced_status_codes = True
+    assert parser.enhanced_status_codes
+    parser.feed(b"250 2.1.0 Ok\r\n")
+    assert parser.next_reply() == Reply(250, ("Ok",), EnhancedStatus(2, 1, 0))
 
 
 def enhanced_parser() -> ReplyParser:
