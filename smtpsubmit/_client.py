@@ -19,7 +19,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import logging
@@ -63,6 +62,7 @@ from ._errors import (
     StartTLSUnavailableError,
     TimeoutError,
 )
+from ._gate import Gate, loop_clock
 from ._message import (
     DSN,
     BodyChecker,
@@ -181,9 +181,7 @@ class SMTPClient:
         self._unix_socket = unix_socket
         self._transport: Transport | None = None
         self._conn: ClientConnection | None = None
-        # fast_acquire: an uncontended acquire does not yield to the event loop (that would
-        # be one more loop turn per message); every send awaits I/O anyway.
-        self._lock = anyio.Lock(fast_acquire=True)
+        self._lock = Gate()  # free when uncontended, see _gate.py
         self._transcript: list[Command | Reply] = []  # rendered lazily, see Transcript
         self._clock: Callable[[], float] = anyio.current_time
         self._recording = True  # off during batches: their lines interleave, see _batch
@@ -412,7 +410,7 @@ class SMTPClient:
         mode = self.tls_mode
         self._transcript = []
         self.messages_sent = 0
-        self._clock = _event_loop_clock()
+        self._clock = loop_clock()
         self.connected_at = self._clock()
         with self._phase("connect"):
             if self._transport_factory is not None:
@@ -870,14 +868,6 @@ def _body_type(binary: bool, eightbit: bool) -> Literal["BINARYMIME", "8BITMIME"
     if binary:
         return "BINARYMIME"
     return "8BITMIME" if eightbit else None
-
-
-def _event_loop_clock() -> Callable[[], float]:
-    """anyio's clock, straight from the asyncio loop when that is the backend (cheaper)."""
-    try:
-        return asyncio.get_running_loop().time
-    except RuntimeError:  # not asyncio: trio, or another backend
-        return anyio.current_time
 
 
 def _idle(conn: ClientConnection | None) -> bool:

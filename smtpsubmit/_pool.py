@@ -26,7 +26,7 @@ Theory of operation:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from types import TracebackType
@@ -38,6 +38,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ._batch import BatchEntry
 from ._client import SMTPClient
 from ._errors import ConnectError, OutcomeUnknownError, SMTPError, TransientReplyError
+from ._gate import loop_clock
 from ._message import DSN
 from ._options import ClientOptions, Unpack
 from ._results import SendResult
@@ -135,6 +136,7 @@ class SMTPPool:
         self._busy = 0
         self._slots: set[_Slot] = set()
         self._closed = False
+        self._clock: Callable[[], float] = anyio.current_time  # the loop's, once entered
 
     def __repr__(self) -> str:
         return (
@@ -157,6 +159,7 @@ class SMTPPool:
         self._send, self._receive = anyio.create_memory_object_stream[_Request](
             self.max_connections * self.window
         )
+        self._clock = loop_clock()
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         return self
@@ -253,20 +256,26 @@ class SMTPPool:
     async def _worker(self) -> None:
         assert self._receive is not None
         receive = self._receive.clone()
-        slot = _Slot(idle_since=anyio.current_time())
+        clock = self._clock
+        slot = _Slot(idle_since=clock())
         self._slots.add(slot)
         try:
             async with receive:
                 while True:
-                    wait = self.idle_timeout if slot.client is not None else None
-                    with anyio.move_on_after(math.inf if wait is None else wait) as idle:
-                        try:
-                            first = await receive.receive()
-                        except anyio.EndOfStream:
-                            return
-                    if idle.cancelled_caught:
-                        await self._retire(slot)
-                        continue
+                    try:  # under load a request is already queued: no timer, no wait
+                        first = receive.receive_nowait()
+                    except anyio.WouldBlock:
+                        wait = self.idle_timeout if slot.client is not None else None
+                        with anyio.move_on_after(math.inf if wait is None else wait) as idle:
+                            try:
+                                first = await receive.receive()
+                            except anyio.EndOfStream:
+                                return
+                        if idle.cancelled_caught:
+                            await self._retire(slot)
+                            continue
+                    except anyio.EndOfStream:
+                        return
                     batch = self._take_more(receive, first, slot.client)
                     if not batch.requests:
                         continue
@@ -281,7 +290,7 @@ class SMTPPool:
                         _abandon(batch.requests, sent=True)
                     if slot.client is not None and not slot.client.is_connected:
                         await self._retire(slot)  # e.g. the send was cut off mid-transaction
-                    slot.idle_since = anyio.current_time()
+                    slot.idle_since = clock()
         finally:
             self._workers -= 1
             self._slots.discard(slot)
@@ -349,7 +358,7 @@ class SMTPPool:
 
     async def _checkout(self, slot: _Slot) -> tuple[SMTPClient, bool]:
         """The slot's connection if it may be reused (NOOP first if idle long), else new."""
-        client, now = slot.client, anyio.current_time()
+        client, now = slot.client, self._clock()
         if client is not None and self._fresh(client, slot.idle_since, now):
             if self.health_check_after is None or now - slot.idle_since < self.health_check_after:
                 return client, True

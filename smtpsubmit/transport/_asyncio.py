@@ -41,6 +41,9 @@ class _Protocol(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._deadline: float | None = None  # of the current wait
         self._watchdog: asyncio.TimerHandle | None = None
+        # The loop the connection lives on, kept: asyncio.get_running_loop() checks the
+        # process id, a getpid() system call each time on Linux.
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -66,14 +69,14 @@ class _Protocol(asyncio.Protocol):
         self._release()
 
     async def readable(self, deadline: float | None) -> None:
-        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter = self._loop.create_future()
         try:
             await self._until(waiter, deadline)
         finally:
             self._waiter = None
 
     async def writable(self, deadline: float | None) -> None:
-        self._drain = drain = asyncio.get_running_loop().create_future()
+        self._drain = drain = self._loop.create_future()
         try:
             await self._until(drain, deadline)
         finally:
@@ -87,7 +90,7 @@ class _Protocol(asyncio.Protocol):
             if watchdog is None or watchdog.when() > deadline:
                 if watchdog is not None:
                     watchdog.cancel()
-                self._watchdog = asyncio.get_running_loop().call_at(deadline, self._check)
+                self._watchdog = self._loop.call_at(deadline, self._check)
         try:
             await future
         finally:
@@ -99,7 +102,7 @@ class _Protocol(asyncio.Protocol):
         deadline = self._deadline
         if deadline is None:
             return  # nobody waits now; the next wait arms a new watchdog
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         if loop.time() < deadline:
             self._watchdog = loop.call_at(deadline, self._check)
             return
