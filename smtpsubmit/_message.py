@@ -197,13 +197,14 @@ def _strip_and_check_headers(data: bytes, expected_fields: int | None) -> bytes:
 
 
 class _Generator(BytesGenerator):
-    """A BytesGenerator that writes short, plain ASCII text fields as they are.
+    """A BytesGenerator that writes short, plain ASCII fields without refolding them.
 
     The stdlib refolds every header object through its parse tree even when it fits on one
     line, which makes header folding the most expensive part of serialising a small message.
-    For an unstructured or date field that is printable ASCII with no surrounding blanks and
-    fits within the policy's line length, the folded form is ``name: value`` (a property
-    test compares the two). Anything else takes the stdlib's path.
+    When the field's text (see :func:`_plain_text`) is printable ASCII with no surrounding
+    blanks and ``name: text`` fits within the policy's line length, that line is exactly
+    what the stdlib would write (a property test compares the two on generated messages).
+    Anything else takes the stdlib's path.
     """
 
     def _write_headers(self, msg: Message) -> None:
@@ -212,23 +213,39 @@ class _Generator(BytesGenerator):
         limit = policy.max_line_length or sys.maxsize
         linesep = policy.linesep
         for name, value in msg.raw_items():
-            text = str(value)
-            if (
-                isinstance(value, _VERBATIM)
-                and text
-                and text.isascii()
-                and text.isprintable()
-                and text == text.strip()
-                and len(name) + 2 + len(text) <= limit
-            ):
+            text = _plain_text(value)
+            if text is not None and len(name) + 2 + len(text) <= limit:
                 self._fp.write(f"{name}: {text}{linesep}".encode("ascii"))  # type: ignore[attr-defined]
             else:
                 self._fp.write(policy.fold_binary(name, value))  # type: ignore[attr-defined]
         self.write(self._NL)  # type: ignore[attr-defined]
 
 
+def _plain_text(value: object) -> str | None:
+    """The one-line form of a header field's value, when folding cannot change it.
+
+    Text, date and version fields fold to their own text. Structured fields (addresses,
+    Message-ID, Content-Type...) fold to the text of their parse tree, which is the value
+    as it was given: on one line, in ASCII, the stdlib's folder only concatenates the
+    tree's tokens (it rewrites nothing unless it must wrap or encode). ``None`` for a
+    value that needs the real folder (non-ASCII, control characters, folding white space,
+    or an object that is not one of the registry's header objects).
+    """
+    if isinstance(value, _VERBATIM):
+        text = str(value)
+    else:
+        tree = getattr(value, "_parse_tree", None)  # headerregistry.BaseHeader's
+        if tree is None:
+            return None
+        text = str(tree)
+    if text and text.isascii() and text.isprintable() and text == text.strip():
+        return text
+    return None
+
+
 #: Field types whose text is their folded form when short and plain. Not addresses: their
-#: text can differ from the rendering (``"0" <a@b>`` reads back as ``0 <a@b>``).
+#: text can differ from the rendering (``"0" <a@b>`` reads back as ``0 <a@b>``), so those
+#: are written from their parse tree instead.
 _VERBATIM = (
     headerregistry.UnstructuredHeader,
     headerregistry.DateHeader,
