@@ -659,8 +659,10 @@ class SMTPClient:
         if conn.extensions.pipelining:
             wire = b"".join(self._render(cmd) for cmd in commands)
             await self._write(wire, "data" if data_sent else "command")
+            if not data_sent:
+                return [await self._read_reply("command") for _ in commands]
             for _ in commands:
-                replies.append(await self._read_final_or_unknown(data_sent, replies))
+                replies.append(await self._final_reply(accepted_recipients(replies)))
             return replies
         for cmd in commands:
             reply = await self._command(cmd, "command")
@@ -671,11 +673,6 @@ class SMTPClient:
             if last_rcpt and not any(r.is_positive for r in replies[1:]):
                 break  # nobody accepted: do not even send DATA
         return replies + [_SKIPPED] * (len(commands) - len(replies))
-
-    async def _read_final_or_unknown(self, data_sent: bool, replies: list[Reply]) -> Reply:
-        if not data_sent:
-            return await self._read_reply("command")
-        return await self._final_reply(accepted_recipients(replies))
 
     async def _final_reply(self, accepted: tuple[str, ...]) -> Reply:
         """The reply to a complete message; a failure before it is OutcomeUnknownError."""
@@ -830,12 +827,14 @@ class SMTPClient:
             timeout=limit,
         )
 
-    @contextlib.contextmanager
-    def _total_deadline(self) -> Iterator[None]:
+    def _total_deadline(self) -> contextlib.AbstractContextManager[object]:
         total = self.timeouts.total
         if total is None:
-            yield
-            return
+            return _NO_LIMIT  # the usual case, once per message: no generator, no scope
+        return self._total_scope(total)
+
+    @contextlib.contextmanager
+    def _total_scope(self, total: float) -> Iterator[None]:
         with self._timeout_error("total", total), anyio.fail_after(total):
             yield
 
@@ -861,6 +860,7 @@ class SMTPClient:
 
 
 _SKIPPED = Reply(0, ("not sent",))
+_NO_LIMIT = contextlib.nullcontext()
 
 
 def _body_type(binary: bool, eightbit: bool) -> Literal["BINARYMIME", "8BITMIME"] | None:

@@ -192,6 +192,8 @@ def xtext_decode(text: str) -> str:
 
 def _check_params(params: Mapping[str, str | None], typed: frozenset[str]) -> None:
     """Check the extra ESMTP parameters; ``typed`` are keywords with their own field."""
+    if not params:
+        return
     seen: set[str] = set()
     for keyword, value in params.items():
         if not _KEYWORD.fullmatch(keyword):
@@ -436,7 +438,8 @@ class Mail(Command):
             out["ENVID"] = xtext_encode(self.envid)
         if self.requiretls:
             out["REQUIRETLS"] = None
-        out.update(self.params)
+        if self.params:
+            out.update(self.params)
         return out
 
     def render(self) -> bytes:
@@ -493,7 +496,8 @@ class Rcpt(Command):
             out["NOTIFY"] = ",".join(self.notify)
         if self.orcpt is not None:
             out["ORCPT"] = self._orcpt_value()
-        out.update(self.params)
+        if self.params:
+            out.update(self.params)
         return out
 
     def render(self) -> bytes:
