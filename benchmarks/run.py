@@ -37,7 +37,7 @@ WORKER_TIMEOUT = 900.0
 class Settings:
     """Sizes of the run; ``--quick`` shrinks them."""
 
-    reps: int = 3  #: repetitions of the direct (cheap) rows; the median is reported
+    reps: int = 5  #: repetitions of the direct (cheap) rows; the median is reported
     latency_reps: int = 1  #: repetitions of the proxied rows (latency-bound, stable)
     small: int = 1024  #: octets per message
     count: int = 2000  #: scenario 1

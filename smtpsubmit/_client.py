@@ -73,7 +73,7 @@ from ._message import (
     prepare_raw,
 )
 from ._options import ClientOptions, TransportFactory, Unpack
-from ._results import SendResult, Transcript, lines_of
+from ._results import SendResult, Transcript, TranscriptLine, lines_of
 from .auth import (
     Authenticator,
     ChannelInfo,
@@ -182,7 +182,7 @@ class SMTPClient:
         self._transport: Transport | None = None
         self._conn: ClientConnection | None = None
         self._lock = Gate()  # free when uncontended, see _gate.py
-        self._transcript: list[Command | Reply] = []  # rendered lazily, see Transcript
+        self._transcript: list[Command | Reply | TranscriptLine] = []  # see Transcript
         self._clock: Callable[[], float] = anyio.current_time
         self._recording = True  # off during batches: their lines interleave, see _batch
         self.authenticated_mechanism: str | None = None
@@ -845,7 +845,12 @@ class SMTPClient:
         formats only when DEBUG is on. (Secrets: ``Command.log_line()`` redacts them.)
         """
         if self._recording:
-            self._transcript.append(item)
+            if isinstance(item, MessageData | Bdat):
+                # Rendered now: the object holds a chunk of the body, which the transcript
+                # must not keep alive (memory would grow with the message size).
+                self._transcript.append(TranscriptLine("C", item.log_line()))
+            else:
+                self._transcript.append(item)
         if logger.isEnabledFor(logging.DEBUG):
             for line in lines_of(item):
                 logger.debug("%s %s: %s", self.host, line.direction, line.text)

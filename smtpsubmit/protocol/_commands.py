@@ -556,3 +556,21 @@ class Bdat(Command):
 
     def __repr__(self) -> str:
         return f"Bdat(<{len(self.data)} octets>, last={self.last})"
+
+    def sent(self) -> BdatSent:
+        """What a reply to this command records: its size and LAST flag, not the chunk."""
+        return BdatSent(len(self.data), self.last)
+
+
+@dataclass(frozen=True)
+class BdatSent(Command):
+    """A BDAT command as it is remembered once written: ``BDAT size [LAST]`` without the
+    chunk. ``Reply.command`` holds one for a BDAT reply, so keeping a reply (or a
+    ``SendResult``) never keeps message content alive."""
+
+    size: int
+    last: bool = False
+    verb: ClassVar[str] = "BDAT"
+
+    def render(self) -> bytes:  # the command line only: the chunk is gone
+        return f"BDAT {self.size}{' LAST' if self.last else ''}\r\n".encode("ascii")

@@ -324,7 +324,9 @@ class ClientConnection:
             reply = Reply(code, lines, enhanced)
             raise RemoteProtocolError(f"unexpected reply with no command pending: {reply}")
         command = entry.command if entry else None
-        reply = Reply(code, lines, enhanced, command)
+        # A BDAT reply records the command without its chunk (memory: see BdatSent).
+        answered = command.sent() if isinstance(command, c.Bdat) else command
+        reply = Reply(code, lines, enhanced, answered)
         if reply.code == 421:
             self._in_flight.clear()
             self._state = State.CLOSING

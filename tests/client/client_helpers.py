@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from email.message import EmailMessage
 
 
@@ -22,3 +23,21 @@ def make_message(
         msg[name.replace("_", "-")] = value
     msg.set_content(body)
     return msg
+
+
+def bytes_reachable(root: object, depth: int = 12) -> int:
+    """Octets in the bytes objects reachable from ``root`` (what it keeps alive)."""
+    seen: set[int] = set()
+    total = 0
+    frontier = [root]
+    for _ in range(depth):
+        following = []
+        for obj in frontier:
+            if id(obj) in seen or isinstance(obj, type):
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, bytes | bytearray):
+                total += len(obj)
+            following.extend(gc.get_referents(obj))
+        frontier = following
+    return total

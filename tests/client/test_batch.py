@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from client_helpers import bytes_reachable
 
 import smtpsubmit
 from smtpsubmit.testing import Extension, FakeSMTPServer, Fault, Mode
@@ -175,3 +176,17 @@ async def test_invalid_item_fails_alone_before_any_io() -> None:
         await server.wait_for_messages(2)
     assert isinstance(results[2], smtpsubmit.MessageError)
     assert all(isinstance(r, smtpsubmit.SendResult) for r in results[:2])
+
+
+@pytest.mark.parametrize("extensions", [ALL, NO_CHUNKING], ids=["bdat-window", "data-chain"])
+async def test_batch_results_do_not_keep_the_bodies_alive(extensions: frozenset[Extension]) -> None:
+    body = b"Subject: big\r\n\r\n" + b"x" * 76 * 1000  # 76 kB, one line per 76 octets
+    body = body.replace(b"x" * 76, b"x" * 74 + b"\r\n")
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, extensions=extensions) as server:
+        async with smtpsubmit.SMTPClient(
+            server.host, server.port, tls="implicit", ssl_context=server.client_ssl_context()
+        ) as client:
+            batch = [("a@example.com", ["b@example.com"], body + b"%d\r\n" % i) for i in range(20)]
+            results = await client.send_batch(batch)
+    assert all(isinstance(r, smtpsubmit.SendResult) for r in results)
+    assert bytes_reachable(results) < 100_000  # the 20 bodies are 1.5 MB

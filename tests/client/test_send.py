@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 import anyio
 import pytest
-from client_helpers import make_message
+from client_helpers import bytes_reachable, make_message
 
 import smtpsubmit
 from smtpsubmit.testing import Extension, FakeSMTPServer, Fault, Mode
@@ -416,3 +416,14 @@ async def test_source_address_selects_the_local_ip() -> None:
         await server.wait_for_messages(1)
         peer = server.messages[0].peer
     assert peer[0] == "127.0.0.2"
+
+
+@pytest.mark.parametrize("chunking", [True, False])
+async def test_a_result_does_not_keep_the_message_body_alive(chunking: bool) -> None:
+    body = b"Subject: big\r\n\r\n" + b"x" * 76 + b"\r\n" * 1
+    body *= 40_000  # about 3 MB, several streamed chunks
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        async with client_for(server, chunking=chunking) as client:
+            result = await client.sendmail("a@example.com", ["b@example.com"], body)
+    assert bytes_reachable(result) < 64_000  # before reading the transcript (which renders it)
+    assert any("octets" in line.text or "BDAT" in line.text for line in result.transcript)

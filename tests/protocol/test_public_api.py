@@ -12,6 +12,7 @@ EXPECTED = {
     "AuthCancel",
     "AuthResponse",
     "Bdat",
+    "BdatSent",
     "ClientConnection",
     "Command",
     "Data",

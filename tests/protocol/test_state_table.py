@@ -12,6 +12,7 @@ from smtpsubmit.protocol import (
     AuthCancel,
     AuthResponse,
     Bdat,
+    BdatSent,
     ClientConnection,
     Data,
     Ehlo,
@@ -39,7 +40,8 @@ def command_types() -> set[type[Command]]:
     while todo:
         for sub in todo.pop().__subclasses__():
             todo.append(sub)
-            if not sub.__name__.startswith("_"):
+            # BdatSent records a BDAT already written (Reply.command); it is never sent.
+            if not sub.__name__.startswith("_") and sub is not BdatSent:
                 found.add(sub)
     return found
 

@@ -8,6 +8,7 @@ import pytest
 
 from smtpsubmit.protocol import (
     Bdat,
+    BdatSent,
     ClientConnection,
     Data,
     EndOfData,
@@ -278,11 +279,15 @@ def test_bdat_chunks_exact_bytes(feed_mode: str) -> None:
     first = Bdat(b"Subject: x\r\n\r\n.body")
     assert conn.send(first) == b"BDAT 19\r\nSubject: x\r\n\r\n.body"  # no stuffing
     assert conn.state is State.TRANSACTION
-    assert reply(conn, b"250 2.0.0 19 octets received\r\n", feed_mode).command is first
+    # The reply records the command without its chunk: a kept reply keeps no content.
+    answered = reply(conn, b"250 2.0.0 19 octets received\r\n", feed_mode).command
+    assert answered == BdatSent(19, last=False) == first.sent()
+    assert answered.render() == b"BDAT 19\r\n"
+    assert answered.log_line() == first.log_line() == "BDAT 19"
     last = Bdat(b"\n", last=True)
     assert conn.send(last) == b"BDAT 1 LAST\r\n\n"
     assert conn.state is State.READY
-    assert reply(conn, b"250 2.0.0 queued\r\n", feed_mode).command is last
+    assert reply(conn, b"250 2.0.0 queued\r\n", feed_mode).command == BdatSent(1, last=True)
     assert conn.state is State.READY
 
 
