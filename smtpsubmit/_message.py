@@ -313,6 +313,11 @@ class BodyChecker:
         self.allow_8bit = allow_8bit
         self._limit = LineLimit(MAX_TEXT_LINE)
 
+    @property
+    def crlf_only(self) -> bool:
+        """Every line end checked so far was CRLF: the body needs no normalising."""
+        return self._limit.crlf_only
+
     def feed(self, piece: bytes) -> None:
         """Check the next piece of the body."""
         if not self.allow_8bit and not piece.isascii():
@@ -320,12 +325,19 @@ class BodyChecker:
                 "the message has 8-bit content and the server does not offer 8BITMIME; "
                 "encode it to 7 bit (e.g. quoted-printable) first"
             )
-        # In slices: the fast line check splits its input, so it must stay small.
-        line_no = 0
-        for start in range(0, len(piece), _SLICE):
-            line_no = self._limit.feed(piece[start : start + _SLICE])
+        # In slices: the fast line check splits its input, so it must stay small. Each slice
+        # ends after a LF when it can, so no CRLF is cut in two (see crlf_only).
+        line_no = start = 0
+        size = len(piece)
+        while start < size:
+            end = min(start + _SLICE, size)
+            if end < size:
+                lf = piece.rfind(b"\n", start, end)
+                end = lf + 1 if lf >= 0 else end
+            line_no = self._limit.feed(piece[start:end])
             if line_no:
                 break
+            start = end
         if line_no:
             raise MessageError(
                 f"line {line_no} is longer than {MAX_TEXT_LINE} octets (RFC 5321 4.5.3.1.6); "
@@ -364,13 +376,14 @@ def prepare_raw(
         utf8 = utf8 or needs
         sent_rcpts.append(sent)
     binary = False
+    checker = BodyChecker(allow_8bit=extensions.eightbitmime or utf8)
     try:
-        BodyChecker(allow_8bit=extensions.eightbitmime or utf8).feed(data)
+        checker.feed(data)
     except MessageError:
         if not binary_ok:
             raise
         binary = True
-    if not binary:
+    if not binary and not checker.crlf_only:  # the check's scans proved it CRLF otherwise
         data = normalize_newlines(data)
     eightbit = not data.isascii()
     return PreparedMessage(sent_sender, tuple(_unique(sent_rcpts)), data, utf8, eightbit, binary)

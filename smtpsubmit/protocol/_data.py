@@ -51,29 +51,21 @@ def _long_line_pattern(max_line: int) -> re.Pattern[bytes]:
     return re.compile(rb"(?<![^\r\n])[^\r\n]{%d}" % (max_line + 1))
 
 
-def _all_lines_fit(piece: bytes, max_line: int) -> bool:
-    """Fast path for CRLF text: every line split at LF is short enough (CR included).
-
-    Splitting runs in C and beats any regex scan by an order of magnitude; it proves
-    nothing when the piece has bare CRs, or when some line is too long (then the exact,
-    slower search decides).
-    """
-    if piece.count(b"\r") != piece.count(b"\r\n"):
-        return False
-    return max(map(len, piece.split(b"\n")), default=0) <= max_line + 1 and (
-        len(piece) - 1 - piece.rfind(b"\n") <= max_line
-    )
-
-
 class LineLimit:
     """Finds lines longer than ``max_line`` octets (RFC 5321 4.5.3.1.6) across the pieces of
-    a body. CR and LF both end a line: bare ones become CRLF on the wire."""
+    a body. CR and LF both end a line: bare ones become CRLF on the wire.
+
+    It also tells whether every line end fed so far was CRLF (``crlf_only``), from the same
+    scans, so a caller that has checked a body need not scan it again to normalise it.
+    """
 
     def __init__(self, max_line: int = MAX_TEXT_LINE) -> None:
         self.max_line = max_line
         self._pattern = _long_line_pattern(max_line)
         self._run = 0  # octets since the last CR or LF
         self._lines = 0  # LFs seen before the current piece
+        #: True while every CR and LF fed so far belonged to a CRLF inside one piece.
+        self.crlf_only = True
 
     def feed(self, piece: bytes) -> int:
         """0 while every line fits, else the 1-based number of the first line that does not."""
@@ -82,7 +74,19 @@ class LineLimit:
         head = len(piece) if first < 0 else first
         if self._run + head > self.max_line:
             return self._lines + 1
-        if not _all_lines_fit(piece, self.max_line):
+        # One pass each, in C: the CR count, the CRLF count and the lines split at LF. When
+        # every line end is CRLF, a line split at LF may be max_line + 1 long (its CR); when
+        # every line end is a bare LF, max_line. Otherwise (a mix, bare CRs), or when some
+        # line is too long, the exact and slower search decides.
+        crs = piece.count(b"\r") if cr >= 0 else 0
+        crlfs = piece.count(b"\r\n") if crs else 0
+        lines = piece.split(b"\n")
+        lfs = len(lines) - 1
+        only_crlf = crs == crlfs == lfs
+        self.crlf_only = self.crlf_only and only_crlf
+        limit = self.max_line + 1 if only_crlf else self.max_line if not crs else -1
+        fits = max(map(len, lines)) <= limit and len(lines[-1]) <= self.max_line
+        if not fits:
             match = self._pattern.search(piece)
             if match:
                 return self._lines + piece.count(b"\n", 0, match.start()) + 1
@@ -90,7 +94,7 @@ class LineLimit:
             self._run += len(piece)
         else:
             self._run = len(piece) - 1 - max(piece.rfind(b"\r"), piece.rfind(b"\n"))
-        self._lines += piece.count(b"\n")
+        self._lines += lfs
         return 0
 
 

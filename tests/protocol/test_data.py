@@ -208,6 +208,9 @@ def test_encoding_ten_megabytes_of_long_lines_takes_linear_time() -> None:
         ([b"ok\r\n", b"ok\n" + b"c" * 999], 3),
         ([b"x\r", b"y" * 998 + b"\n", b"z" * 998], 0),
         ([b"x\r" + b"y" * 999], 1),  # a bare CR ends a line (it becomes CRLF)
+        ([b"ab\n" + b"c" * 999 + b"\n"], 2),  # bare LF: no CR to allow for
+        ([b"ab\n" + b"c" * 998 + b"\n"], 0),
+        ([b"ab\r\n" + b"c" * 999 + b"\n"], 2),  # mixed line ends
     ],
 )
 def test_line_limit_across_pieces(pieces: list[bytes], expected: int) -> None:
@@ -215,6 +218,25 @@ def test_line_limit_across_pieces(pieces: list[bytes], expected: int) -> None:
     results = [limit.feed(piece) for piece in pieces]
     first_bad = next((r for r in results if r), 0)
     assert first_bad == expected
+
+
+@pytest.mark.parametrize(
+    ("pieces", "crlf_only"),
+    [
+        ([b"a\r\nb\r\n", b"c"], True),
+        ([b"a\r\nb\n"], False),
+        ([b"a\rb\r\n"], False),
+        ([b"a\r", b"\nb"], False),  # split between pieces: not proven, so normalise
+        ([b"no line end"], True),
+    ],
+)
+def test_line_limit_tells_whether_every_line_end_was_crlf(
+    pieces: list[bytes], crlf_only: bool
+) -> None:
+    limit = LineLimit()
+    for piece in pieces:
+        assert limit.feed(piece) == 0
+    assert limit.crlf_only is crlf_only
 
 
 def test_line_limit_is_linear_on_long_bodies() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from smtpsubmit.protocol import (
@@ -14,6 +14,7 @@ from smtpsubmit.protocol import (
     Ehlo,
     EnhancedStatus,
     Extensions,
+    LineLimit,
     LocalProtocolError,
     Mail,
     Rcpt,
@@ -287,6 +288,33 @@ BODIES = st.one_of(
         b"".join
     ),
 )
+
+
+# Bodies with one kind of line end each: the line check has a fast path for each.
+ONE_KIND = st.sampled_from([b"\n", b"\r\n"]).flatmap(
+    lambda end: st.lists(st.sampled_from([end, b"a", b"bc", b"defg"]), max_size=40).map(b"".join)
+)
+
+
+@FAST
+@given(body=st.one_of(BODIES, ONE_KIND), cuts=CUTS, max_line=st.integers(1, 12))
+@example(body=b"bc\ndefgdefgdefg\n", cuts=[], max_line=11)  # one octet over, bare LF
+@example(body=b"bc\r\ndefgdefgdefg\r\n", cuts=[], max_line=11)  # the same with CRLF
+def test_line_limit_agrees_with_the_lines_on_the_wire(
+    body: bytes, cuts: list[int], max_line: int
+) -> None:
+    """A line is too long exactly when it is too long once CR and LF become CRLF; and a
+    body said to have only CRLF line ends needs no normalising."""
+    limit = LineLimit(max_line)
+    found = 0
+    for piece in chunked(body, cuts):
+        found = limit.feed(piece)
+        if found:
+            break
+    wire = normalize_newlines(body)
+    assert bool(found) == any(len(line) > max_line for line in wire.split(b"\r\n"))
+    if not found and limit.crlf_only:
+        assert wire == body
 
 
 def unstuff(wire: bytes) -> bytes:
