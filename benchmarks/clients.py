@@ -12,6 +12,7 @@ counter, read before and after the loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -378,6 +379,59 @@ def smtplib_each(job: Job, result: Measurement, item: Any, meter: Meter) -> None
         meter.stop()
 
 
+# -- the floor: no SMTP logic at all ---------------------------------------------------
+
+
+class _CountingProtocol(asyncio.Protocol):
+    """Counts complete replies (a final line: ``NNN`` and a space) and wakes the sender when
+    the ones it waits for are in. No parsing beyond that."""
+
+    def __init__(self) -> None:
+        self.replies_in = 0
+        self.want = 0
+        self.waiter: asyncio.Future[None] | None = None
+        self._partial = b""
+
+    def data_received(self, data: bytes) -> None:
+        data = self._partial + data
+        end = data.rfind(b"\n") + 1
+        self._partial = data[end:]
+        self.replies_in += sum(1 for line in data[:end].split(b"\n") if line[3:4] == b" ")
+        if self.waiter is not None and self.replies_in >= self.want and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def replies(self, count: int) -> None:
+        self.want += count
+        if self.replies_in < self.want:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+
+
+async def floor_each(job: Job, result: Measurement, item: Any, meter: Meter) -> None:
+    """What two round trips per message cost a Python client and nothing else: a bare
+    asyncio protocol writes pre-rendered MAIL, RCPT and DATA, waits for their 3 replies,
+    writes the body and its end, waits for 1. No checks, no parsing, no results: the
+    ceiling for any client that sends each message on its own with PIPELINING and DATA."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_connection(_CountingProtocol, HOST, job.port)
+    envelope = f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{RCPT}>\r\nDATA\r\n".encode()
+    body = item + b".\r\n"
+    await protocol.replies(1)  # the greeting
+    transport.write(f"EHLO {LOCAL_HOSTNAME}\r\n".encode())
+    await protocol.replies(1)
+    meter.start()
+    for _ in range(job.count):
+        transport.write(envelope)
+        await protocol.replies(3)
+        transport.write(body)
+        await protocol.replies(1)
+        result.sent += 1
+    meter.stop()
+    transport.write(b"QUIT\r\n")
+    await protocol.replies(1)
+    transport.close()
+
+
 AsyncRunner = Callable[[Job, Measurement, Any, Meter], Awaitable[None]]
 SyncRunner = Callable[[Job, Measurement, Any, Meter], None]
 
@@ -392,6 +446,7 @@ RUNNERS: dict[str, tuple[AsyncRunner | SyncRunner, bool, bool]] = {
     "aiosmtplib.concurrent": (aiosmtplib_concurrent, True, False),
     "smtplib.sendmail": (smtplib_each, False, False),
     "smtplib.send_message": (smtplib_each, False, True),
+    "floor": (floor_each, True, False),
 }
 
 

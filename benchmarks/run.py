@@ -149,6 +149,13 @@ def plan(s: Settings, srv: Servers, big_file: Path) -> list[Case]:
     add("1/smtp-source", "smtp-source (Postfix, C, no pipelining)", sink, None)
     add("1/smtplib.sendmail", "smtplib sendmail (raw bytes)", sink, job("smtplib.sendmail"))
     add("1/smtplib.send_message", "smtplib send_message", sink, job("smtplib.send_message"))
+    add(
+        "1/floor",
+        "floor: bare asyncio, pre-rendered, 2 RT/msg",
+        sink,
+        job("floor"),
+        baseline=raw,  # the ceiling of the per-message sendmail ratio
+    )
     add("1/" + raw, "aiosmtplib sendmail (raw bytes)", sink, job(raw))
     add("1/" + msg, "aiosmtplib send_message", sink, job(msg))
     add(
