@@ -845,9 +845,9 @@ class SMTPClient:
         formats only when DEBUG is on. (Secrets: ``Command.log_line()`` redacts them.)
         """
         if self._recording:
-            if isinstance(item, MessageData | Bdat):
-                # Rendered now: the object holds a chunk of the body, which the transcript
-                # must not keep alive (memory would grow with the message size).
+            if isinstance(item, MessageData | Bdat | Auth | AuthResponse):
+                # Rendered now: these hold a chunk of the body (which the transcript must
+                # not keep alive) or a secret (which only its redacted line may outlive).
                 self._transcript.append(TranscriptLine("C", item.log_line()))
             else:
                 self._transcript.append(item)

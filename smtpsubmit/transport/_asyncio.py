@@ -30,6 +30,8 @@ class _Protocol(asyncio.Protocol):
     expire. Instead of a timer handle per wait, one watchdog timer stays armed; when it
     fires it checks the current wait's deadline and either expires it or re-arms for it.
     A later deadline (the usual case: each wait is "now + limit") costs no timer at all.
+    The deadline is the current wait's: one task waits at a time (the client's Gate
+    serialises its use of the connection).
     """
 
     def __init__(self) -> None:
