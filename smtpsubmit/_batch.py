@@ -10,7 +10,8 @@ Theory of operation:
   3.1): whatever a refused transaction left behind on the server, the next one starts clean.
 - Without CHUNKING, DATA must end a group, but message content may start one (RFC 2920
   3.1): the body and ``.`` of message N go in the same write as the envelope and DATA of
-  message N+1, so each message costs one round trip.
+  message N+1, so each message costs one round trip. The chain takes its messages one at a
+  time from a source, so a pool can keep feeding a running chain from its queue.
 - If the connection fails, transactions whose data was written get
   :class:`OutcomeUnknownError`; those never written get the connection error (safe to
   retry). A batch never raises for one message's failure: it returns one outcome per item.
@@ -19,7 +20,7 @@ Theory of operation:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import TYPE_CHECKING
@@ -44,14 +45,18 @@ __all__ = [
     "BatchEntry",
     "Outcome",
     "Pending",
+    "Settle",
     "accepted_recipients",
     "envelope_outcome",
     "evaluate",
+    "finished",
     "run_data_chain",
     "run_window",
 ]
 
 Outcome = SendResult | SMTPError
+#: Where the outcome of the transaction at an index goes, as soon as it is known.
+Settle = Callable[[int, Outcome], None]
 _LINK_ERRORS = (ConnectError, TimeoutError, ProtocolViolationError, ReplyError)
 
 
@@ -75,6 +80,7 @@ class Pending:
     data: bytes
     commands: list[Command] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
+    settled: bool = False
 
 
 def envelope_outcome(
@@ -108,6 +114,14 @@ def evaluate(pending: Pending, final: Reply | None) -> Outcome:
     return SendResult(pending.mail.sender, accepted, refused, final)
 
 
+def finished(client: SMTPClient, pending: Pending, final: Reply) -> Outcome:
+    """:func:`evaluate` for a transaction that got its final reply; counts it as sent."""
+    outcome = evaluate(pending, final)
+    if isinstance(outcome, SendResult):
+        client.messages_sent += 1
+    return outcome
+
+
 def accepted_recipients(replies: Sequence[Reply]) -> tuple[str, ...]:
     """The recipients whose RCPT got a positive reply among ``replies``."""
     return tuple(
@@ -125,9 +139,7 @@ def _unknown(pending: Pending, exc: BaseException) -> OutcomeUnknownError:
     return error
 
 
-async def run_window(
-    client: SMTPClient, items: list[Pending], window: int, results: list[Outcome | None]
-) -> None:
+async def run_window(client: SMTPClient, items: list[Pending], window: int, settle: Settle) -> None:
     """Send ``items`` with BDAT LAST, keeping up to ``window`` transactions in flight."""
     in_flight: deque[Pending] = deque()
     sent = 0
@@ -140,7 +152,7 @@ async def run_window(
             await client._write(wire, "data")
             sent += 1
             while len(in_flight) >= window or (in_flight and position == len(items) - 1):
-                await _collect(client, in_flight[0], results)
+                await _collect(client, in_flight[0], settle)
                 in_flight.popleft()  # only once its outcome is known: see the except below
     except _LINK_ERRORS as exc:
         if isinstance(exc, ReplyError) and exc.code != 421:
@@ -148,29 +160,41 @@ async def run_window(
         await client._close()
         first = in_flight[0] if in_flight else None
         if first is not None and isinstance(exc, ReplyError):
-            results[first.index] = exc  # the 421 answered this transaction: not accepted
+            settle(first.index, exc)  # the 421 answered this transaction: not accepted
             in_flight.popleft()
         for item in in_flight:
-            results[item.index] = _unknown(item, exc)
+            settle(item.index, _unknown(item, exc))
         for item in items[sent:]:
-            results[item.index] = ConnectError(f"not sent: the connection failed ({exc})")
+            settle(item.index, ConnectError(f"not sent: the connection failed ({exc})"))
 
 
-async def _collect(client: SMTPClient, item: Pending, results: list[Outcome | None]) -> None:
+async def _collect(client: SMTPClient, item: Pending, settle: Settle) -> None:
     item.replies = []
     for _ in item.commands:
         item.replies.append(await client._read_reply("final_reply"))
-    results[item.index] = evaluate(item, item.replies[-1])
+    settle(item.index, finished(client, item, item.replies[-1]))
 
 
 async def run_data_chain(
-    client: SMTPClient, items: list[Pending], results: list[Outcome | None]
-) -> None:
-    """Send ``items`` with DATA, each body sharing a write with the next envelope."""
+    client: SMTPClient, next_item: Callable[[], Pending | None], settle: Settle
+) -> BaseException | None:
+    """Send the items ``next_item`` hands out (until it returns ``None``) with DATA, each body
+    sharing a write with the next envelope. Each outcome is settled as soon as it is known.
+
+    Returns the link error that ended the chain early, or ``None``; items not handed out
+    yet are then the caller's to fail (or to send elsewhere).
+    """
+
+    def done(item: Pending, outcome: Outcome) -> None:
+        item.settled = True
+        settle(item.index, outcome)
+
     carry = b""  # the previous body and "." (or a RSET), written with the next envelope
     expect: list[tuple[str, Pending]] = []  # replies owed by `carry`, in order
+    current: Pending | None = None  # handed out, its envelope not answered yet
     try:
-        for item in [*items, None]:
+        while True:
+            item = current = next_item()
             wire = carry
             if item is not None:
                 item.commands = [item.mail, *item.rcpts, Data()]
@@ -180,11 +204,12 @@ async def run_data_chain(
             for kind, owner in expect:
                 reply = await client._read_reply("final_reply" if kind != "rset" else "command")
                 if kind == "final":
-                    results[owner.index] = evaluate(owner, reply)
+                    done(owner, finished(client, owner, reply))
             expect = []
             if item is None:
-                break
+                return None
             item.replies = [await client._read_reply("command") for _ in item.commands]
+            current = None
             data_reply = item.replies[-1]
             accepted = any(r.is_positive for r in item.replies[1:-1])
             if data_reply.code == 354:
@@ -194,9 +219,9 @@ async def run_data_chain(
                 )
                 expect.append(("final" if body else "discard", item))
                 if not body:
-                    results[item.index] = evaluate(item, None)
+                    done(item, evaluate(item, None))
             else:
-                results[item.index] = evaluate(item, None)
+                done(item, evaluate(item, None))
                 carry = client._render(Rset())
                 expect.append(("rset", item))
     except _LINK_ERRORS as exc:
@@ -204,8 +229,8 @@ async def run_data_chain(
             raise
         await client._close()
         for kind, owner in expect:
-            if kind == "final" and results[owner.index] is None:
-                results[owner.index] = _unknown(owner, exc)
-        for item in items:
-            if results[item.index] is None:
-                results[item.index] = ConnectError(f"not sent: the connection failed ({exc})")
+            if kind == "final" and not owner.settled:
+                done(owner, _unknown(owner, exc))
+        if current is not None:
+            done(current, ConnectError(f"not sent: the connection failed ({exc})"))
+        return exc

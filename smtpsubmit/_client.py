@@ -23,6 +23,7 @@ import builtins
 import contextlib
 import logging
 import ssl
+from collections import deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -40,7 +41,9 @@ import anyio.to_thread
 
 from ._batch import (
     BatchEntry,
+    Outcome,
     Pending,
+    Settle,
     accepted_recipients,
     envelope_outcome,
     run_data_chain,
@@ -307,19 +310,36 @@ class SMTPClient:
         return await self._send_entries([BatchEntry(item, dsn=dsn) for item in items], window)
 
     async def _send_entries(
-        self, entries: list[BatchEntry], window: int
+        self,
+        entries: list[BatchEntry],
+        window: int,
+        *,
+        more: Callable[[], list[BatchEntry]] | None = None,
+        on_outcome: Callable[[int, Outcome], None] | None = None,
     ) -> list[SendResult | SMTPError]:
-        """``send_batch`` with per-message envelope overrides and DSN (used by the pool)."""
+        """``send_batch`` with per-message envelope overrides and DSN (used by the pool).
+
+        For the pool: ``on_outcome(index, outcome)`` hears each outcome as soon as it is
+        known, and a DATA chain (PIPELINING without CHUNKING) asks ``more()`` for further
+        entries whenever it runs out, so it goes on without a round trip to end it. The
+        result lists every entry, those from ``more()`` after the others.
+        """
         if window < 1:
             raise ValueError("window must be at least 1")
         results: list[SendResult | SMTPError | None] = [None] * len(entries)
+
+        def settle(index: int, outcome: Outcome) -> None:
+            results[index] = outcome
+            if on_outcome is not None:
+                on_outcome(index, outcome)
+
         async with self._lock:
             with self._total_deadline():
                 await self._ensure_connected()
-                pending = self._prepare_batch(entries, results)
+                pending = self._prepare_batch(entries, results, settle)
                 self._recording = False
                 try:
-                    await self._run_batch(pending, window, results)
+                    await self._run_batch(pending, window, settle, more, results)
                 except BaseException:
                     if not _idle(self._conn):
                         await self._close()
@@ -329,12 +349,18 @@ class SMTPClient:
         return [r if r is not None else SMTPError("not sent") for r in results]
 
     def _prepare_batch(
-        self, entries: list[BatchEntry], results: list[SendResult | SMTPError | None]
+        self,
+        entries: list[BatchEntry],
+        results: list[SendResult | SMTPError | None],
+        settle: Settle,
     ) -> list[Pending]:
+        """Pending transactions for ``entries``, which take the next places in ``results``
+        (an entry refused before any I/O is settled with its error at once)."""
         assert self._conn is not None
         ext = self._conn.extensions
         pending = []
-        for index, entry in enumerate(entries):
+        first = len(results) - len(entries)
+        for index, entry in enumerate(entries, start=first):
             item = entry.item
             try:
                 if isinstance(item, Message):
@@ -348,31 +374,51 @@ class SMTPClient:
                     )
                 mail, rcpts = self._envelope(prepared, entry.dsn)
             except MessageError as exc:
-                results[index] = exc
+                settle(index, exc)
                 continue
             pending.append(Pending(index, mail, rcpts, prepared.data))
         return pending
 
     async def _run_batch(
-        self, pending: list[Pending], window: int, results: list[SendResult | SMTPError | None]
+        self,
+        pending: list[Pending],
+        window: int,
+        settle: Settle,
+        more: Callable[[], list[BatchEntry]] | None,
+        results: list[SendResult | SMTPError | None],
     ) -> None:
         ext = self.extensions
         chunking = self.use_chunking and ext.chunking
         if ext.pipelining and chunking:
             small = [p for p in pending if len(p.data) <= INLINE_BODY]
-            await run_window(self, small, window, results)
+            await run_window(self, small, window, settle)
             pending = [p for p in pending if len(p.data) > INLINE_BODY]
         elif ext.pipelining:
-            await run_data_chain(self, pending, results)
+            queue = deque(pending)
+
+            def next_item() -> Pending | None:
+                while not queue and more is not None:
+                    entries = more()
+                    if not entries:
+                        break
+                    results.extend([None] * len(entries))
+                    queue.extend(self._prepare_batch(entries, results, settle))
+                return queue.popleft() if queue else None
+
+            failure = await run_data_chain(self, next_item, settle)
+            if failure is not None:
+                for item in queue:
+                    settle(item.index, ConnectError(f"not sent: the connection failed ({failure})"))
             pending = []
         for item in pending:  # no pipelining, or bodies too large to window
             try:
                 await self._ensure_connected()
-                results[item.index] = await self._transaction(item.mail, item.rcpts, item.data)
+                outcome: Outcome = await self._transaction(item.mail, item.rcpts, item.data)
             except SMTPError as exc:
-                results[item.index] = exc
+                outcome = exc
                 if not _idle(self._conn):
                     await self._close()
+            settle(item.index, outcome)
 
     async def noop(self) -> Reply:
         """NOOP: check the session is alive (RFC 5321 4.1.1.9)."""

@@ -6,10 +6,14 @@ Theory of operation:
   owned by the pool's task group, take them in arrival order (fair). The bounded queue is
   the backpressure: a burst of sends waits instead of piling up.
 - A worker owns at most one connection. It takes the oldest request and, without waiting,
-  every other request already queued (up to ``window``), and sends them together with the
-  client's batch path: several transactions in flight (RFC 2920/3030), so under load a
-  message costs one round trip or less instead of two or more. A lone request goes the
-  plain way and keeps its transcript.
+  every other request already queued (up to ``window``, a fair share when other workers
+  are idle), and sends them together with the client's batch path: several transactions
+  in flight (RFC 2920/3030), so under load a message costs one round trip or less instead
+  of two or more. Each caller hears its outcome as soon as it is known, not when the batch
+  ends. With DATA (no CHUNKING) the chain of bodies and envelopes also takes requests
+  queued while it runs, one per round trip, until the queue is empty or the connection
+  has reached ``max_messages_per_connection`` or ``max_connection_age``: under steady
+  load a connection never stops to end its chain. Pooled results carry no transcript.
 - Before reuse, a connection idle longer than ``health_check_after`` gets a NOOP; one too
   old (``max_connection_age``), with ``max_messages_per_connection`` sent, or idle past
   ``idle_timeout`` is closed. A failure or 421 leaves the client disconnected, and the
@@ -95,7 +99,8 @@ class SMTPPool:
     ``max_messages_per_connection`` and ``max_connection_age`` (seconds) recycle
     connections; ``idle_timeout`` closes connections unused for that long;
     ``health_check_after`` sends NOOP before reusing a connection idle for that long.
-    Results of messages sent together carry no transcript.
+    Pooled results carry no transcript: a connection's messages share its writes (the
+    ``smtpsubmit`` logger has every line at DEBUG; ``SMTPClient`` gives one per message).
     """
 
     def __init__(
@@ -282,7 +287,7 @@ class SMTPPool:
                     self._busy += 1
                     try:
                         with batch.scope:
-                            await self._serve(slot, batch.requests)
+                            await self._serve(slot, batch, receive)
                     finally:
                         self._busy -= 1
                         # Whatever stopped the worker (a bug, the pool shutting down), no
@@ -308,8 +313,9 @@ class SMTPPool:
         queued = receive.statistics().current_buffer_used
         idle_workers = max(1, self._workers - self._busy)
         limit = min(self.window, math.ceil((queued + 1) / idle_workers))
-        if client is not None and self.max_messages_per_connection is not None:
-            limit = max(1, min(limit, self.max_messages_per_connection - client.messages_sent))
+        if self.max_messages_per_connection is not None:
+            sent = client.messages_sent if client is not None else 0
+            limit = max(1, min(limit, self.max_messages_per_connection - sent))
         batch = [first]
         while len(batch) < limit:
             try:
@@ -321,25 +327,73 @@ class SMTPPool:
             request.batch = taken
         return taken
 
-    async def _serve(self, slot: _Slot, batch: list[_Request]) -> None:
+    async def _serve(
+        self, slot: _Slot, batch: _Batch, receive: MemoryObjectReceiveStream[_Request]
+    ) -> None:
+        """Send the batch; callers hear each outcome as soon as it is known.
+
+        With DATA (no CHUNKING) the chain also takes requests queued meanwhile, one per
+        round trip, so under load a connection never pauses to end its chain.
+        """
         client, reused = await self._checkout(slot)
-        outcomes = await self._send_on(client, batch)
+        requests = batch.requests  # grows while the chain runs, see more()
+        unresolved = len(requests)
+
+        def on_outcome(index: int, outcome: Outcome) -> None:
+            nonlocal unresolved
+            if reused and _stale(outcome):
+                return  # the idle connection had died: retried below on a fresh one
+            if not requests[index].done.is_set():
+                unresolved -= 1
+                requests[index].resolve(outcome)
+
+        def more() -> list[BatchEntry]:
+            nonlocal unresolved
+            limit, age = self.max_messages_per_connection, self.max_connection_age
+            if limit is not None and client.messages_sent + unresolved >= limit:
+                return []  # the connection has had its share: the next one opens afresh
+            opened = client.connected_at
+            if age is not None and opened is not None and self._clock() - opened > age:
+                return []
+            while True:
+                try:
+                    request = receive.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    return []
+                if not request.withdrawn:
+                    break
+            request.batch = batch
+            requests.append(request)
+            unresolved += 1
+            return [request.entry]
+
+        outcomes = await self._send_on(client, requests, more, on_outcome)
         if reused:
-            stale = [r for r, o in zip(batch, outcomes, strict=True) if _stale(o)]
+            stale = [r for r, o in zip(requests, outcomes, strict=True) if _stale(o)]
             if stale:
                 # The idle connection had died under us before anything was accepted.
                 await self._retire(slot)
                 client = slot.client = self._factory()
                 retried = dict(zip(stale, await self._send_on(client, stale), strict=True))
-                outcomes = [retried.get(r, o) for r, o in zip(batch, outcomes, strict=True)]
-        for request, outcome in zip(batch, outcomes, strict=True):
-            request.resolve(outcome)
+                outcomes = [retried.get(r, o) for r, o in zip(requests, outcomes, strict=True)]
+        for request, outcome in zip(requests, outcomes, strict=True):
+            if not request.done.is_set():
+                request.resolve(outcome)
 
-    async def _send_on(self, client: SMTPClient, batch: list[_Request]) -> list[Outcome]:
+    async def _send_on(
+        self,
+        client: SMTPClient,
+        batch: list[_Request],
+        more: Callable[[], list[BatchEntry]] | None = None,
+        on_outcome: Callable[[int, Outcome], None] | None = None,
+    ) -> list[Outcome]:
         try:
-            if len(batch) == 1:
+            if len(batch) == 1 and more is None:
                 return [await self._send_one(client, batch[0].entry)]
-            return await client._send_entries([r.entry for r in batch], self.window)
+            entries = [r.entry for r in batch]
+            return await client._send_entries(
+                entries, self.window, more=more, on_outcome=on_outcome
+            )
         except SMTPError as exc:  # the connection could not even be opened
             return [exc] * len(batch)
 

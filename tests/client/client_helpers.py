@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 from email.message import EmailMessage
 
+from smtpsubmit.transport import AnyIOTransport
+
 
 def make_message(
     *,
@@ -41,3 +43,18 @@ def bytes_reachable(root: object, depth: int = 12) -> int:
             following.extend(gc.get_referents(obj))
         frontier = following
     return total
+
+
+class TapeTransport(AnyIOTransport):
+    """Records the order of writes ("W") and reads ("R") and what was written."""
+
+    tape: list[tuple[str, bytes]]
+
+    async def send(self, data: bytes) -> None:
+        self.tape.append(("W", data))
+        await super().send(data)
+
+    async def receive(self) -> bytes:
+        data = await super().receive()
+        self.tape.append(("R", data))
+        return data

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from client_helpers import bytes_reachable
+from client_helpers import TapeTransport, bytes_reachable
 
 import smtpsubmit
 from smtpsubmit.testing import Extension, FakeSMTPServer, Fault, Mode
-from smtpsubmit.transport import AnyIOTransport
 
 pytestmark = pytest.mark.anyio
 
 ALL = frozenset(Extension)
 NO_CHUNKING = ALL - {Extension.CHUNKING, Extension.BINARYMIME}
 NO_PIPELINING = ALL - {Extension.PIPELINING}
-
-
-class TapeTransport(AnyIOTransport):
-    """Records the order of writes ("W") and reads ("R") and what was written."""
-
-    tape: list[tuple[str, bytes]]
-
-    async def send(self, data: bytes) -> None:
-        self.tape.append(("W", data))
-        await super().send(data)
-
-    async def receive(self) -> bytes:
-        data = await super().receive()
-        self.tape.append(("R", data))
-        return data
 
 
 def taped_client(server: FakeSMTPServer, tape: list[tuple[str, bytes]]) -> smtpsubmit.SMTPClient:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import anyio
 import anyio.abc
 import pytest
+from client_helpers import TapeTransport
 
 import smtpsubmit
-from smtpsubmit.testing import FakeSMTPServer, Fault, Mode
+from smtpsubmit.testing import Extension, FakeSMTPServer, Fault, Mode
 
 pytestmark = pytest.mark.anyio
 
@@ -189,3 +190,71 @@ async def test_callers_outside_the_pool_never_hang_when_it_stops() -> None:
             await anyio.wait_all_tasks_blocked()  # the message is on the wire, RCPT stalls
             scope.cancel()  # type: ignore[attr-defined]
     assert isinstance(outcome["error"], smtpsubmit.OutcomeUnknownError)
+
+
+async def test_max_messages_per_connection_holds_for_concurrent_callers() -> None:
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        async with pool_for(server, max_connections=1, max_messages_per_connection=2) as pool:
+            async with anyio.create_task_group() as tg:
+                for i in range(6):
+                    tg.start_soon(pool.sendmail, "a@example.com", [f"r{i}@example.com"], b"x")
+        await server.wait_for_messages(6)
+        per_connection = [
+            sum(1 for e in t if e.direction == "client" and e.line.startswith("MAIL"))
+            for t in server.transcripts
+        ]
+    assert sum(per_connection) == 6
+    assert max(per_connection) <= 2
+
+
+async def test_a_running_chain_takes_the_messages_queued_meanwhile() -> None:
+    """Without CHUNKING the pool's connection chains each body with the next envelope and,
+    while it runs, takes what callers queue: the chain does not stop (a write with a body
+    end and no next envelope) until the work runs out."""
+    tape: list[tuple[str, bytes]] = []
+    no_chunking = frozenset(Extension) - {Extension.CHUNKING, Extension.BINARYMIME}
+
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, extensions=no_chunking) as server:
+
+        async def taped() -> TapeTransport:
+            transport = TapeTransport(await anyio.connect_tcp(server.host, server.port))
+            transport.tape = tape
+            return transport
+
+        async with pool_for(server, max_connections=1, transport=taped) as pool:
+
+            async def caller(c: int) -> None:
+                for i in range(4):  # each caller sends its next one when the last is done
+                    await pool.sendmail("a@example.com", [f"r{c}.{i}@example.com"], b"x\r\n")
+
+            async with anyio.create_task_group() as tg:
+                for c in range(3):
+                    tg.start_soon(caller, c)
+        await server.wait_for_messages(12)
+        connections = len(server.transcripts)
+    writes = [data for kind, data in tape if kind == "W"]
+    chain_ends = [w for w in writes if w.endswith(b"\r\n.\r\n") and b"MAIL FROM" not in w]
+    assert connections == 1
+    assert sum(w.count(b"MAIL FROM") for w in writes) == 12
+    assert len(chain_ends) == 1  # only the last body goes alone
+
+
+async def test_a_running_chain_stops_at_max_messages_per_connection() -> None:
+    no_chunking = frozenset(Extension) - {Extension.CHUNKING, Extension.BINARYMIME}
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, extensions=no_chunking) as server:
+        async with pool_for(server, max_connections=1, max_messages_per_connection=3) as pool:
+
+            async def caller(c: int) -> None:
+                for i in range(4):
+                    await pool.sendmail("a@example.com", [f"r{c}.{i}@example.com"], b"x\r\n")
+
+            async with anyio.create_task_group() as tg:
+                for c in range(3):
+                    tg.start_soon(caller, c)
+        await server.wait_for_messages(12)
+        per_connection = [
+            sum(1 for e in t if e.direction == "client" and e.line.startswith("MAIL"))
+            for t in server.transcripts
+        ]
+    assert sum(per_connection) == 12
+    assert max(per_connection) <= 3
