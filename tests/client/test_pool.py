@@ -23,6 +23,25 @@ def pool_for(server: FakeSMTPServer, **options: object) -> smtpsubmit.SMTPPool:
     )
 
 
+def mails_per_connection(server: FakeSMTPServer) -> list[int]:
+    return [
+        sum(1 for e in t if e.direction == "client" and e.line.startswith("MAIL"))
+        for t in server.transcripts
+    ]
+
+
+async def three_callers_four_messages_each(pool: smtpsubmit.SMTPPool) -> None:
+    """Each caller sends its next message when its last one is done (steady load)."""
+
+    async def caller(c: int) -> None:
+        for i in range(4):
+            await pool.sendmail("a@example.com", [f"r{c}.{i}@example.com"], b"x\r\n")
+
+    async with anyio.create_task_group() as tg:
+        for c in range(3):
+            tg.start_soon(caller, c)
+
+
 def client_verbs(server: FakeSMTPServer) -> list[str]:
     return [e.line.split(" ")[0] for t in server.transcripts for e in t if e.direction == "client"]
 
@@ -199,10 +218,7 @@ async def test_max_messages_per_connection_holds_for_concurrent_callers() -> Non
                 for i in range(6):
                     tg.start_soon(pool.sendmail, "a@example.com", [f"r{i}@example.com"], b"x")
         await server.wait_for_messages(6)
-        per_connection = [
-            sum(1 for e in t if e.direction == "client" and e.line.startswith("MAIL"))
-            for t in server.transcripts
-        ]
+        per_connection = mails_per_connection(server)
     assert sum(per_connection) == 6
     assert max(per_connection) <= 2
 
@@ -222,14 +238,7 @@ async def test_a_running_chain_takes_the_messages_queued_meanwhile() -> None:
             return transport
 
         async with pool_for(server, max_connections=1, transport=taped) as pool:
-
-            async def caller(c: int) -> None:
-                for i in range(4):  # each caller sends its next one when the last is done
-                    await pool.sendmail("a@example.com", [f"r{c}.{i}@example.com"], b"x\r\n")
-
-            async with anyio.create_task_group() as tg:
-                for c in range(3):
-                    tg.start_soon(caller, c)
+            await three_callers_four_messages_each(pool)
         await server.wait_for_messages(12)
         connections = len(server.transcripts)
     writes = [data for kind, data in tape if kind == "W"]
@@ -243,18 +252,8 @@ async def test_a_running_chain_stops_at_max_messages_per_connection() -> None:
     no_chunking = frozenset(Extension) - {Extension.CHUNKING, Extension.BINARYMIME}
     async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, extensions=no_chunking) as server:
         async with pool_for(server, max_connections=1, max_messages_per_connection=3) as pool:
-
-            async def caller(c: int) -> None:
-                for i in range(4):
-                    await pool.sendmail("a@example.com", [f"r{c}.{i}@example.com"], b"x\r\n")
-
-            async with anyio.create_task_group() as tg:
-                for c in range(3):
-                    tg.start_soon(caller, c)
+            await three_callers_four_messages_each(pool)
         await server.wait_for_messages(12)
-        per_connection = [
-            sum(1 for e in t if e.direction == "client" and e.line.startswith("MAIL"))
-            for t in server.transcripts
-        ]
+        per_connection = mails_per_connection(server)
     assert sum(per_connection) == 12
     assert max(per_connection) <= 3
