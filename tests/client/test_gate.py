@@ -102,3 +102,14 @@ async def _handover_cancelled(
         await anyio.wait_all_tasks_blocked()
         scope.cancel()  # first_waiter is cancelled, but runs only after...
         await gate.__aexit__(None, None, None)  # ...the gate was handed to it
+
+
+async def test_an_already_cancelled_caller_does_not_enter() -> None:
+    gate = Gate()
+    entered = False
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        async with gate:
+            entered = True
+    assert not entered
+    assert not gate.locked()

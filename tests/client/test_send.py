@@ -427,3 +427,23 @@ async def test_a_result_does_not_keep_the_message_body_alive(chunking: bool) -> 
             result = await client.sendmail("a@example.com", ["b@example.com"], body)
     assert bytes_reachable(result) < 64_000  # before reading the transcript (which renders it)
     assert any("octets" in line.text or "BDAT" in line.text for line in result.transcript)
+
+
+async def test_a_send_from_an_already_cancelled_scope_writes_nothing() -> None:
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        async with client_for(server) as client:
+            await client.noop()
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await client.sendmail("a@example.com", ["b@example.com"], b"x")
+            assert client.is_connected  # nothing half-done: the connection stays usable
+            await client.sendmail("a@example.com", ["c@example.com"], b"y")
+        await server.wait_for_messages(1)
+        mails = [
+            e.line
+            for t in server.transcripts
+            for e in t
+            if e.direction == "client" and e.line.startswith("MAIL")
+        ]
+    assert len(mails) == 1
+    assert len(server.transcripts) == 1
