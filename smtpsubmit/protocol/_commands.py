@@ -549,7 +549,7 @@ class Bdat(Command):
 
     def header(self) -> bytes:
         """The command line alone, without the chunk."""
-        return f"BDAT {len(self.data)}{' LAST' if self.last else ''}\r\n".encode("ascii")
+        return _bdat_line(len(self.data), self.last)
 
     def log_line(self) -> str:
         return self.header().decode("ascii").rstrip("\r\n")
@@ -573,4 +573,9 @@ class BdatSent(Command):
     verb: ClassVar[str] = "BDAT"
 
     def render(self) -> bytes:  # the command line only: the chunk is gone
-        return f"BDAT {self.size}{' LAST' if self.last else ''}\r\n".encode("ascii")
+        return _bdat_line(self.size, self.last)
+
+
+def _bdat_line(size: int, last: bool) -> bytes:
+    """``BDAT size [LAST]`` CRLF (RFC 3030 2)."""
+    return f"BDAT {size}{' LAST' if last else ''}\r\n".encode("ascii")

@@ -43,10 +43,6 @@ class State(enum.Enum):
     CLOSED = "connection closed"
     ERROR = "protocol error"
 
-    # Members are singletons compared by identity: hash them by identity too, in C.
-    # (Enum's own __hash__ is Python code, and the table is consulted on every command.)
-    __hash__ = object.__hash__
-
 
 class ReplyClass(enum.Enum):
     """The first digit of a reply code, as the transition table needs it."""
@@ -54,8 +50,6 @@ class ReplyClass(enum.Enum):
     POSITIVE = 2
     INTERMEDIATE = 3
     NEGATIVE = 4  # 4xx and 5xx alike: the command failed
-
-    __hash__ = object.__hash__  # identity, in C (see State)
 
     @classmethod
     def of(cls, code: int) -> ReplyClass:
