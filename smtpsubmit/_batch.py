@@ -50,6 +50,7 @@ __all__ = [
     "envelope_outcome",
     "evaluate",
     "finished",
+    "not_sent",
     "run_data_chain",
     "run_window",
 ]
@@ -122,6 +123,11 @@ def finished(client: SMTPClient, pending: Pending, final: Reply) -> Outcome:
     return outcome
 
 
+def not_sent(exc: BaseException) -> ConnectError:
+    """The outcome of a message never written because the connection failed: safe to retry."""
+    return ConnectError(f"not sent: the connection failed ({exc})")
+
+
 def accepted_recipients(replies: Sequence[Reply]) -> tuple[str, ...]:
     """The recipients whose RCPT got a positive reply among ``replies``."""
     return tuple(
@@ -165,7 +171,7 @@ async def run_window(client: SMTPClient, items: list[Pending], window: int, sett
         for item in in_flight:
             settle(item.index, _unknown(item, exc))
         for item in items[sent:]:
-            settle(item.index, ConnectError(f"not sent: the connection failed ({exc})"))
+            settle(item.index, not_sent(exc))
 
 
 async def _collect(client: SMTPClient, item: Pending, settle: Settle) -> None:
@@ -232,5 +238,5 @@ async def run_data_chain(
             if kind == "final" and not owner.settled:
                 done(owner, _unknown(owner, exc))
         if current is not None:
-            done(current, ConnectError(f"not sent: the connection failed ({exc})"))
+            done(current, not_sent(exc))
         return exc

@@ -46,6 +46,7 @@ from ._batch import (
     Settle,
     accepted_recipients,
     envelope_outcome,
+    not_sent,
     run_data_chain,
     run_window,
 )
@@ -326,7 +327,7 @@ class SMTPClient:
         """
         if window < 1:
             raise ValueError("window must be at least 1")
-        results: list[SendResult | SMTPError | None] = [None] * len(entries)
+        results: list[SendResult | SMTPError | None] = []
 
         def settle(index: int, outcome: Outcome) -> None:
             results[index] = outcome
@@ -354,12 +355,13 @@ class SMTPClient:
         results: list[SendResult | SMTPError | None],
         settle: Settle,
     ) -> list[Pending]:
-        """Pending transactions for ``entries``, which take the next places in ``results``
+        """Pending transactions for ``entries``, which get the next places in ``results``
         (an entry refused before any I/O is settled with its error at once)."""
         assert self._conn is not None
         ext = self._conn.extensions
         pending = []
-        first = len(results) - len(entries)
+        first = len(results)
+        results.extend([None] * len(entries))
         for index, entry in enumerate(entries, start=first):
             item = entry.item
             try:
@@ -401,14 +403,13 @@ class SMTPClient:
                     entries = more()
                     if not entries:
                         break
-                    results.extend([None] * len(entries))
                     queue.extend(self._prepare_batch(entries, results, settle))
                 return queue.popleft() if queue else None
 
             failure = await run_data_chain(self, next_item, settle)
             if failure is not None:
                 for item in queue:
-                    settle(item.index, ConnectError(f"not sent: the connection failed ({failure})"))
+                    settle(item.index, not_sent(failure))
             pending = []
         for item in pending:  # no pipelining, or bodies too large to window
             try:

@@ -349,11 +349,10 @@ class SMTPPool:
 
         def more() -> list[BatchEntry]:
             nonlocal unresolved
-            limit, age = self.max_messages_per_connection, self.max_connection_age
+            limit = self.max_messages_per_connection
             if limit is not None and client.messages_sent + unresolved >= limit:
                 return []  # the connection has had its share: the next one opens afresh
-            opened = client.connected_at
-            if age is not None and opened is not None and self._clock() - opened > age:
+            if self._too_old(client, self._clock()):
                 return []
             while True:
                 try:
@@ -430,14 +429,14 @@ class SMTPPool:
             return False
         if self.idle_timeout is not None and now - since > self.idle_timeout:
             return False
-        if (
-            self.max_connection_age is not None
-            and client.connected_at is not None
-            and now - client.connected_at > self.max_connection_age
-        ):
+        if self._too_old(client, now):
             return False
         limit = self.max_messages_per_connection
         return limit is None or client.messages_sent < limit
+
+    def _too_old(self, client: SMTPClient, now: float) -> bool:
+        age, opened = self.max_connection_age, client.connected_at
+        return age is not None and opened is not None and now - opened > age
 
     async def _retire(self, slot: _Slot) -> None:
         """QUIT and forget the slot's connection."""
