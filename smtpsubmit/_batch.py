@@ -1,4 +1,4 @@
-"""Several transactions in flight on one connection (RFC 2920 with RFC 3030).
+"""Several transactions on one connection: a window of BDAT transactions, or a DATA chain.
 
 Theory of operation:
 
@@ -10,233 +10,173 @@ Theory of operation:
   3.1): whatever a refused transaction left behind on the server, the next one starts clean.
 - Without CHUNKING, DATA must end a group, but message content may start one (RFC 2920
   3.1): the body and ``.`` of message N go in the same write as the envelope and DATA of
-  message N+1, so each message costs one round trip. The chain takes its messages one at a
-  time from a source, so a pool can keep feeding a running chain from its queue.
-- If the connection fails, transactions whose data was written get
-  :class:`OutcomeUnknownError`; those never written get the connection error (safe to
-  retry). A batch never raises for one message's failure: it returns one outcome per item.
+  message N+1, so each message costs one round trip. The chain takes its transactions one
+  at a time from a source, so a pool can keep feeding a running chain from its queue.
+- Outcomes are decided by :class:`Transaction` (the acceptance rule) and, when the
+  connection breaks, by :func:`._transaction.fail` (the lost-link rule): the same rules as
+  a single message. A batch never raises for one message's failure; each transaction's
+  sink hears its outcome as soon as it is known.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from email.message import Message
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
-from ._errors import (
-    ConnectError,
-    OutcomeUnknownError,
-    ProtocolViolationError,
-    RecipientsRefusedError,
-    ReplyError,
-    SMTPError,
-    TimeoutError,
-)
-from ._message import DSN
-from ._results import SendResult
-from .protocol import Bdat, Command, Data, EndOfData, Mail, MessageData, Rcpt, Reply, Rset
+from ._errors import ProtocolViolationError, SMTPError, reply_error
+from ._session import Session, phase_of
+from ._transaction import INLINE_BODY, Transaction, fail, not_sent, send_one
+from .protocol import Bdat, Data, EndOfData, MessageData, Rset
 
-if TYPE_CHECKING:
-    from ._client import SMTPClient
+__all__ = ["run_data_chain", "run_window", "send_many"]
 
-__all__ = [
-    "BatchEntry",
-    "Outcome",
-    "Pending",
-    "Settle",
-    "accepted_recipients",
-    "envelope_outcome",
-    "evaluate",
-    "finished",
-    "not_sent",
-    "run_data_chain",
-    "run_window",
-]
-
-Outcome = SendResult | SMTPError
-#: Where the outcome of the transaction at an index goes, as soon as it is known.
-Settle = Callable[[int, Outcome], None]
-_LINK_ERRORS = (ConnectError, TimeoutError, ProtocolViolationError, ReplyError)
+#: Gives a ready session: the current one if it is idle, else a newly opened one.
+SessionSource = Callable[[], Awaitable[Session]]
 
 
-@dataclass(frozen=True)
-class BatchEntry:
-    """One message of a batch, with its own envelope overrides and DSN requests."""
+async def send_many(
+    open_session: SessionSource,
+    transactions: list[Transaction],
+    window: int,
+    *,
+    chunking: bool,
+    more: Callable[[Session], list[Transaction]] | None = None,
+) -> None:
+    """Send ``transactions`` the fastest way the server allows; each sink hears its outcome.
 
-    item: Message | tuple[str, Sequence[str] | str, bytes]
-    sender: str | None = None
-    recipients: Sequence[str] | None = None
-    dsn: DSN | None = None
-
-
-@dataclass
-class Pending:
-    """One transaction of the batch: its commands and where its outcome goes."""
-
-    index: int
-    mail: Mail
-    rcpts: list[Rcpt]
-    data: bytes
-    commands: list[Command] = field(default_factory=list)
-    replies: list[Reply] = field(default_factory=list)
-    settled: bool = False
-
-
-def envelope_outcome(
-    pending: Pending,
-) -> tuple[tuple[str, ...], dict[str, Reply], SMTPError | None]:
-    """Accepted and refused recipients, and the error that ends the transaction, if any."""
-    replies = [r for r in pending.replies if not isinstance(r.command, Rset)]
-    mail_reply, rcpt_replies = replies[0], replies[1 : 1 + len(pending.rcpts)]
-    outcomes = list(zip(pending.rcpts, rcpt_replies, strict=True))
-    accepted = tuple(r.recipient for r, rep in outcomes if rep.is_positive)
-    refused = {r.recipient: rep for r, rep in outcomes if not rep.is_positive}
-    if not mail_reply.is_positive:
-        return accepted, refused, ReplyError.from_reply(mail_reply, f"sender refused: {mail_reply}")
-    if not accepted:
-        return accepted, refused, RecipientsRefusedError(refused)
-    return accepted, refused, None
-
-
-def evaluate(pending: Pending, final: Reply | None) -> Outcome:
-    """The outcome of a transaction from its replies (MAIL, each RCPT, then the final one).
-
-    Batch results carry no transcript: the transactions' lines interleave on the wire (the
-    ``smtpsubmit`` logger has them at DEBUG).
+    ``more(session)`` is asked for further transactions (built for that session) whenever a
+    DATA chain runs out, so a pool's queue can keep a chain going. Bodies too large for a
+    window, and every message on a server without PIPELINING, go one at a time, on a new
+    connection when the previous one broke. Raises only what is not an SMTP outcome
+    (cancellation).
     """
-    accepted, refused, error = envelope_outcome(pending)
-    if error is not None:
-        return error
-    if final is None or not final.is_positive:
-        reply = final or pending.replies[-1]
-        return ReplyError.from_reply(reply, f"message refused: {reply}")
-    return SendResult(pending.mail.sender, accepted, refused, final)
-
-
-def finished(client: SMTPClient, pending: Pending, final: Reply) -> Outcome:
-    """:func:`evaluate` for a transaction that got its final reply; counts it as sent."""
-    outcome = evaluate(pending, final)
-    if isinstance(outcome, SendResult):
-        client.messages_sent += 1
-    return outcome
-
-
-def not_sent(exc: BaseException) -> ConnectError:
-    """The outcome of a message never written because the connection failed: safe to retry."""
-    return ConnectError(f"not sent: the connection failed ({exc})")
-
-
-def accepted_recipients(replies: Sequence[Reply]) -> tuple[str, ...]:
-    """The recipients whose RCPT got a positive reply among ``replies``."""
-    return tuple(
-        r.command.recipient for r in replies if isinstance(r.command, Rcpt) and r.is_positive
-    )
-
-
-def _unknown(pending: Pending, exc: BaseException) -> OutcomeUnknownError:
-    error = OutcomeUnknownError(
-        f"the connection failed after message {pending.index} was sent and before its final "
-        f"reply ({exc}); it may or may not have been queued",
-        accepted=accepted_recipients(pending.replies),
-    )
-    error.__cause__ = exc
-    return error
-
-
-async def run_window(client: SMTPClient, items: list[Pending], window: int, settle: Settle) -> None:
-    """Send ``items`` with BDAT LAST, keeping up to ``window`` transactions in flight."""
-    in_flight: deque[Pending] = deque()
-    sent = 0
+    session = await open_session()
+    ext = session.conn.extensions
+    bdat = chunking and ext.chunking
+    rest = transactions
+    session.recording = False  # the transactions' lines interleave: no transcripts
     try:
-        for position, item in enumerate(items):
-            item.commands = [*([Rset()] if position else []), item.mail, *item.rcpts]
-            item.commands.append(Bdat(item.data, last=True))
-            wire = b"".join(client._render(cmd) for cmd in item.commands)
-            in_flight.append(item)
-            await client._write(wire, "data")
-            sent += 1
-            while len(in_flight) >= window or (in_flight and position == len(items) - 1):
-                await _collect(client, in_flight[0], settle)
-                in_flight.popleft()  # only once its outcome is known: see the except below
-    except _LINK_ERRORS as exc:
-        if isinstance(exc, ReplyError) and exc.code != 421:
+        if ext.pipelining and bdat:
+            await run_window(session, [t for t in rest if _small(t)], window)
+            rest = [t for t in rest if not _small(t)]
+        elif ext.pipelining:
+            queue = deque(rest)
+
+            def next_transaction() -> Transaction | None:
+                while not queue and more is not None:
+                    following = more(session)
+                    if not following:
+                        break
+                    queue.extend(following)
+                return queue.popleft() if queue else None
+
+            failure = await run_data_chain(session, next_transaction)
+            if failure is not None:
+                for txn in queue:
+                    txn.settle(not_sent(failure))
+            rest = []
+    finally:
+        session.recording = True
+    for txn in rest:
+        try:
+            session = await open_session()
+        except SMTPError as exc:
+            txn.settle(exc)
+            continue
+        with contextlib.suppress(SMTPError):  # settled: the sink has it
+            await send_one(session, txn, bdat=bdat)
+
+
+def _small(txn: Transaction) -> bool:
+    return isinstance(txn.body, bytes) and len(txn.body) <= INLINE_BODY
+
+
+async def run_window(session: Session, transactions: list[Transaction], window: int) -> None:
+    """Send ``transactions`` with BDAT LAST, keeping up to ``window`` of them in flight."""
+    in_flight: deque[Transaction] = deque()
+    last = len(transactions) - 1
+    try:
+        for position, txn in enumerate(transactions):
+            assert isinstance(txn.body, bytes)
+            txn.commands = [*([Rset()] if position else []), txn.mail, *txn.rcpts]
+            txn.commands.append(Bdat(txn.body, last=True))
+            wire = b"".join([session.render(cmd) for cmd in txn.commands])
+            in_flight.append(txn)
+            txn.end_written = True
+            await session.write(wire, "data")
+            while len(in_flight) >= window or (in_flight and position == last):
+                await _collect(session, in_flight[0])
+                in_flight.popleft()  # only once its outcome is known: see fail()
+    except BaseException as exc:
+        await fail(session, [*in_flight, *transactions], exc)
+        if not isinstance(exc, SMTPError):
             raise
-        await client._close()
-        first = in_flight[0] if in_flight else None
-        if first is not None and isinstance(exc, ReplyError):
-            settle(first.index, exc)  # the 421 answered this transaction: not accepted
-            in_flight.popleft()
-        for item in in_flight:
-            settle(item.index, _unknown(item, exc))
-        for item in items[sent:]:
-            settle(item.index, not_sent(exc))
 
 
-async def _collect(client: SMTPClient, item: Pending, settle: Settle) -> None:
-    item.replies = []
-    for _ in item.commands:
-        item.replies.append(await client._read_reply("final_reply"))
-    settle(item.index, finished(client, item, item.replies[-1]))
+async def _collect(session: Session, txn: Transaction) -> None:
+    for cmd in txn.commands:
+        txn.replies.append(await session.read_reply(phase_of(cmd)))
+    outcome = txn.conclude(txn.replies[-1], session)
+    if isinstance(outcome, ProtocolViolationError):
+        raise outcome
 
 
 async def run_data_chain(
-    client: SMTPClient, next_item: Callable[[], Pending | None], settle: Settle
-) -> BaseException | None:
-    """Send the items ``next_item`` hands out (until it returns ``None``) with DATA, each body
-    sharing a write with the next envelope. Each outcome is settled as soon as it is known.
+    session: Session, next_transaction: Callable[[], Transaction | None]
+) -> SMTPError | None:
+    """Send what ``next_transaction`` hands out (until it returns ``None``) with DATA, each
+    body sharing a write with the next envelope; each outcome is settled once known.
 
-    Returns the link error that ended the chain early, or ``None``; items not handed out
-    yet are then the caller's to fail (or to send elsewhere).
+    Returns the error that ended the chain early, or ``None``; transactions not handed out
+    yet are then the caller's to settle.
     """
-
-    def done(item: Pending, outcome: Outcome) -> None:
-        item.settled = True
-        settle(item.index, outcome)
-
     carry = b""  # the previous body and "." (or a RSET), written with the next envelope
-    expect: list[tuple[str, Pending]] = []  # replies owed by `carry`, in order
-    current: Pending | None = None  # handed out, its envelope not answered yet
+    expect: list[tuple[str, Transaction]] = []  # replies owed by `carry`, in order
+    current: Transaction | None = None  # handed out, its envelope not answered yet
     try:
         while True:
-            item = current = next_item()
+            txn = current = next_transaction()
             wire = carry
-            if item is not None:
-                item.commands = [item.mail, *item.rcpts, Data()]
-                wire += b"".join(client._render(cmd) for cmd in item.commands)
-            await client._write(wire, "data" if carry else "command")
+            if txn is not None:
+                txn.commands = [txn.mail, *txn.rcpts, Data()]
+                wire += b"".join([session.render(cmd) for cmd in txn.commands])
+            await session.write(wire, "data" if carry else "command")
             carry = b""
             for kind, owner in expect:
-                reply = await client._read_reply("final_reply" if kind != "rset" else "command")
+                reply = await session.read_reply("command" if kind == "rset" else "final_reply")
                 if kind == "final":
-                    done(owner, finished(client, owner, reply))
+                    outcome = owner.conclude(reply, session)
+                    if isinstance(outcome, ProtocolViolationError):
+                        raise outcome
             expect = []
-            if item is None:
+            if txn is None:
                 return None
-            item.replies = [await client._read_reply("command") for _ in item.commands]
+            for _ in txn.commands:
+                txn.replies.append(await session.read_reply("command"))
             current = None
-            data_reply = item.replies[-1]
-            accepted = any(r.is_positive for r in item.replies[1:-1])
+            data_reply = txn.replies[-1]
+            refusal = txn.refusal()
             if data_reply.code == 354:
-                body = item.data if accepted and item.replies[0].is_positive else b""
-                carry = (client._render(MessageData(body)) if body else b"") + client._render(
-                    EndOfData()
-                )
-                expect.append(("final" if body else "discard", item))
-                if not body:
-                    done(item, evaluate(item, None))
+                if refusal is None:
+                    assert isinstance(txn.body, bytes)
+                    carry = session.render(MessageData(txn.body)) if txn.body else b""
+                    txn.end_written = True
+                    expect.append(("final", txn))
+                else:  # every recipient refused: end DATA with nothing (RFC 2920 3.1)
+                    txn.settle(refusal)
+                    expect.append(("discard", txn))
+                carry += session.render(EndOfData())
             else:
-                done(item, evaluate(item, None))
-                carry = client._render(Rset())
-                expect.append(("rset", item))
-    except _LINK_ERRORS as exc:
-        if isinstance(exc, ReplyError) and exc.code != 421:
+                error = refusal or reply_error(data_reply, f"DATA refused: {data_reply}")
+                txn.settle(error)
+                if isinstance(error, ProtocolViolationError):
+                    raise error
+                carry = session.render(Rset())
+                expect.append(("rset", txn))
+    except BaseException as exc:
+        owed = [owner for _, owner in expect]  # in the order their replies were due
+        await fail(session, [*owed, *([current] if current is not None else [])], exc)
+        if not isinstance(exc, SMTPError):
             raise
-        await client._close()
-        for kind, owner in expect:
-            if kind == "final" and not owner.settled:
-                done(owner, _unknown(owner, exc))
-        if current is not None:
-            done(current, not_sent(exc))
         return exc

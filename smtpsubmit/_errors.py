@@ -4,15 +4,18 @@
 
     SMTPError
     ├── ConnectError                  could not reach the server (DNS, refused, reset)
-    │   └── ConnectionLostError       the server closed or reset an established connection
+    │   ├── ConnectionLostError       the server closed or reset an established connection
+    │   └── NotSentError              this message was never (wholly) transmitted: retry-safe
     ├── TimeoutError                  a phase exceeded its timeout (a builtins.TimeoutError too)
     ├── TLSError                      handshake or certificate failure
-    │   └── CertificateError          the certificate did not verify (CA, hostname, expiry)
+    │   ├── CertificateError          the certificate did not verify (CA, hostname, expiry)
+    │   └── TLSModeMismatchError      the port speaks the other TLS mode (465 vs 587 style)
     ├── SecurityPolicyError           refused by our policy before anything unsafe happened
     │   ├── TLSPolicyError            wrong or ambiguous TLS mode for the port (RFC 8314)
     │   ├── StartTLSUnavailableError  STARTTLS missing or refused; nothing more was sent
     │   └── CleartextAuthError        AUTH would go over an unencrypted channel
-    ├── ProtocolViolationError        the server broke the protocol (incl. STARTTLS injection)
+    ├── ProtocolViolationError        the server broke the protocol (e.g. 250 to DATA)
+    │   └── ResponseInjectionError    bytes before the TLS handshake after STARTTLS (RFC 3207 6)
     ├── MessageError                  the message or envelope cannot be sent as given
     ├── AuthenticationError           AUTH failed or could not be attempted
     │   └── NoCompatibleMechanismError
@@ -24,8 +27,11 @@
                                       the final reply: the message MAY have been accepted
 
 Every error that answers a server reply carries ``code``, ``enhanced`` and ``text`` (text
-with control characters escaped) and the ``command`` it answered, rendered with secrets
-redacted. No exception message ever contains a password, token or AUTH payload.
+with control characters escaped), the ``command`` it answered, rendered with secrets
+redacted, and that command's ``verb``. A :class:`TransientReplyError` always carries a 4xx
+code and a :class:`PermanentReplyError` a 5xx one: a reply outside those ranges where a
+failure was due (a 250 to DATA) is a :class:`ProtocolViolationError`, which carries the
+reply too. No exception message ever contains a password, token or AUTH payload.
 """
 
 from __future__ import annotations
@@ -45,18 +51,22 @@ __all__ = [
     "ConnectionLostError",
     "MessageError",
     "NoCompatibleMechanismError",
+    "NotSentError",
     "OutcomeUnknownError",
     "PermanentReplyError",
     "ProtocolViolationError",
     "RecipientsRefusedError",
     "ReplyError",
+    "ResponseInjectionError",
     "SMTPError",
     "SecurityPolicyError",
     "StartTLSUnavailableError",
     "TLSError",
+    "TLSModeMismatchError",
     "TLSPolicyError",
     "TimeoutError",
     "TransientReplyError",
+    "reply_error",
 ]
 
 
@@ -70,6 +80,15 @@ class ConnectError(SMTPError):
 
 class ConnectionLostError(ConnectError):
     """The server closed or reset the connection in the middle of the session."""
+
+
+class NotSentError(ConnectError):
+    """The message was not transmitted, so the server cannot have accepted it.
+
+    The connection failed (or the server said 421 to an earlier command, RFC 5321 3.8)
+    before the end of this message was written: sending it again cannot duplicate it.
+    ``__cause__`` is the failure that stopped it.
+    """
 
 
 class TimeoutError(SMTPError, builtins.TimeoutError):
@@ -92,6 +111,16 @@ class CertificateError(TLSError):
     """The server's certificate was rejected (untrusted CA, wrong host, expired)."""
 
 
+class TLSModeMismatchError(TLSError):
+    """The port seems to speak another TLS mode than the one chosen (RFC 8314):
+    ``server_speaks`` is ``"plain"`` (a 220 greeting in clear where a TLS handshake was
+    expected) or ``"tls"`` (a TLS handshake where a greeting was expected)."""
+
+    def __init__(self, message: str, *, server_speaks: str) -> None:
+        super().__init__(message)
+        self.server_speaks = server_speaks
+
+
 class SecurityPolicyError(SMTPError):
     """Our security policy refused to go on; nothing unsafe was sent."""
 
@@ -109,7 +138,29 @@ class CleartextAuthError(SecurityPolicyError):
 
 
 class ProtocolViolationError(SMTPError):
-    """The server violated the SMTP protocol; the connection was closed."""
+    """The server violated the SMTP protocol; the connection was closed.
+
+    When the violation is a reply (a 250 to DATA, a 354 to RCPT), ``reply``, ``code``,
+    ``enhanced``, ``text``, ``command`` and ``verb`` describe it, else they are ``None``.
+    """
+
+    def __init__(self, message: str, reply: Reply | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply
+        self.code = reply.code if reply else None
+        self.enhanced = reply.enhanced if reply else None
+        self.text = reply.text if reply else None
+        command = reply.command if reply else None
+        self.command = command.log_line() if command is not None else None
+        self.verb = command.verb if command is not None else None
+
+
+class ResponseInjectionError(ProtocolViolationError):
+    """The server sent bytes after agreeing to STARTTLS and before the TLS handshake.
+
+    A man in the middle (or a broken server) could have injected replies that way
+    (RFC 3207 6); the connection was closed and nothing more was sent.
+    """
 
 
 class MessageError(SMTPError, ValueError):
@@ -124,27 +175,40 @@ class ReplyError(SMTPError):
         self.code = reply.code
         self.enhanced: EnhancedStatus | None = reply.enhanced
         self.text = reply.text
-        self.command = reply.command.log_line() if reply.command is not None else None
-        super().__init__(message or self._describe())
-
-    def _describe(self) -> str:
-        what = f" to {self.command.split(' ')[0]}" if self.command else ""
-        status = f" {self.enhanced}" if self.enhanced else ""
-        return f"server replied {self.code}{status}{what}: {self.text}"
+        command = reply.command
+        self.command = command.log_line() if command is not None else None
+        #: The verb of the command answered (``"MAIL"``, ``"RCPT"``, ``"BDAT"``, ...).
+        self.verb: str | None = command.verb if command is not None else None
+        super().__init__(message or describe(reply))
 
     @staticmethod
     def from_reply(reply: Reply, message: str | None = None) -> ReplyError:
-        """The transient or permanent subclass that fits the reply's code."""
-        cls = TransientReplyError if reply.code < 500 else PermanentReplyError
-        return cls(reply, message)
+        """The transient or permanent subclass that fits a 4xx or 5xx reply.
+
+        Use :func:`reply_error` where the code may be out of range (it is checked here).
+        """
+        error = reply_error(reply, message)
+        if not isinstance(error, ReplyError):
+            raise ValueError(f"not a failure reply: {reply}")
+        return error
 
 
 class TransientReplyError(ReplyError):
     """A 4xx reply: a temporary condition; retrying later may succeed."""
 
+    def __init__(self, reply: Reply, message: str | None = None) -> None:
+        if not 400 <= reply.code < 500:
+            raise ValueError(f"TransientReplyError needs a 4xx reply, not {reply.code}")
+        super().__init__(reply, message)
+
 
 class PermanentReplyError(ReplyError):
     """A 5xx reply: retrying the same thing will fail again."""
+
+    def __init__(self, reply: Reply, message: str | None = None) -> None:
+        if not 500 <= reply.code < 600:
+            raise ValueError(f"PermanentReplyError needs a 5xx reply, not {reply.code}")
+        super().__init__(reply, message)
 
 
 class RecipientsRefusedError(ReplyError):
@@ -197,3 +261,27 @@ class OutcomeUnknownError(SMTPError):
     def __init__(self, message: str, *, accepted: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.accepted = accepted
+
+
+def describe(reply: Reply) -> str:
+    """``server replied 550 5.1.1 to RCPT: text``: a reply as an error message says it."""
+    what = f" to {reply.command.verb}" if reply.command is not None else ""
+    status = f" {reply.enhanced}" if reply.enhanced else ""
+    return f"server replied {reply.code}{status}{what}: {reply.text}"
+
+
+def reply_error(reply: Reply, message: str | None = None) -> ReplyError | ProtocolViolationError:
+    """The error for a reply that ends what it answered.
+
+    4xx is a :class:`TransientReplyError`, 5xx a :class:`PermanentReplyError`; any other
+    code where a failure was due (a 250 to DATA, a 1xx) is a
+    :class:`ProtocolViolationError`: no error class carries a code outside its range.
+    """
+    if 400 <= reply.code < 500:
+        return TransientReplyError(reply, message)
+    if 500 <= reply.code < 600:
+        return PermanentReplyError(reply, message)
+    return ProtocolViolationError(
+        f"protocol violation: unexpected reply {describe(reply)[len('server replied ') :]}",
+        reply,
+    )

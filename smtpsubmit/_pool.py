@@ -29,9 +29,10 @@ Theory of operation:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from types import TracebackType
 
@@ -39,17 +40,18 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._batch import BatchEntry
-from ._client import SMTPClient
-from ._errors import ConnectError, OutcomeUnknownError, SMTPError, TransientReplyError
+from ._batch import send_many
+from ._errors import NotSentError, OutcomeUnknownError, SMTPError, TransientReplyError
 from ._gate import loop_clock
-from ._message import DSN
+from ._handshake import Settings, open_session
+from ._message import DSN, check_envelope, message_envelope
 from ._options import ClientOptions, Unpack
 from ._results import SendResult
+from ._session import Session
+from ._transaction import Entry, Outcome, Transaction, build_all
+from .protocol import Noop, Quit
 
 __all__ = ["SMTPPool"]
-
-Outcome = SendResult | SMTPError
 
 
 @dataclass(eq=False)
@@ -66,7 +68,7 @@ class _Batch:
 
 @dataclass(eq=False)
 class _Request:
-    entry: BatchEntry
+    entry: Entry
     done: anyio.Event = field(default_factory=anyio.Event)
     outcome: Outcome | None = None
     withdrawn: bool = False
@@ -86,7 +88,7 @@ class _Request:
 class _Slot:
     """A worker's connection (``None`` when it has none open)."""
 
-    client: SMTPClient | None = None
+    session: Session | None = None
     idle_since: float = 0.0
 
 
@@ -129,11 +131,8 @@ class SMTPPool:
         self.idle_timeout = idle_timeout
         self.health_check_after = health_check_after
 
-        def factory() -> SMTPClient:
-            return SMTPClient(host, port, **options)
-
-        factory()  # validate the options (TLS policy, auth) now, not at the first send
-        self._factory = factory
+        # The options are checked (TLS policy, auth) now, not at the first send.
+        self._settings = Settings.from_options(host, port, **options)
         self._send: MemoryObjectSendStream[_Request] | None = None
         self._receive: MemoryObjectReceiveStream[_Request] | None = None
         self._task_group: TaskGroup | None = None
@@ -156,7 +155,7 @@ class SMTPPool:
         return {"connections": self._connections(), "busy": self._busy, "waiting": waiting}
 
     def _connections(self) -> int:
-        return sum(1 for slot in self._slots if slot.client and slot.client.is_connected)
+        return sum(1 for slot in self._slots if slot.session and slot.session.idle)
 
     async def __aenter__(self) -> SMTPPool:
         if self._closed or self._task_group is not None:
@@ -205,7 +204,8 @@ class SMTPPool:
         dsn: DSN | None = None,
     ) -> SendResult:
         """Send an ``EmailMessage`` on a pooled connection (see ``SMTPClient.send_message``)."""
-        return await self._submit(BatchEntry(message, sender, recipients, dsn))
+        envelope = message_envelope(message, sender, recipients)  # checked before queueing
+        return await self._submit(Entry(message, dsn=dsn, envelope=envelope))
 
     async def sendmail(
         self,
@@ -216,11 +216,12 @@ class SMTPPool:
         dsn: DSN | None = None,
     ) -> SendResult:
         """Send raw bytes on a pooled connection (see ``SMTPClient.sendmail``)."""
-        return await self._submit(BatchEntry((sender, recipients, bytes(data)), dsn=dsn))
+        check_envelope(sender, recipients)
+        return await self._submit(Entry((sender, recipients, bytes(data)), dsn=dsn))
 
     # -- callers -----------------------------------------------------------------------
 
-    async def _submit(self, entry: BatchEntry) -> SendResult:
+    async def _submit(self, entry: Entry) -> SendResult:
         if self._closed:
             raise SMTPError("the pool is closed")
         if self._send is None or self._task_group is None:
@@ -270,7 +271,7 @@ class SMTPPool:
                     try:  # under load a request is already queued: no timer, no wait
                         first = receive.receive_nowait()
                     except anyio.WouldBlock:
-                        wait = self.idle_timeout if slot.client is not None else None
+                        wait = self.idle_timeout if slot.session is not None else None
                         with anyio.move_on_after(math.inf if wait is None else wait) as idle:
                             try:
                                 first = await receive.receive()
@@ -281,7 +282,7 @@ class SMTPPool:
                             continue
                     except anyio.EndOfStream:
                         return
-                    batch = self._take_more(receive, first, slot.client)
+                    batch = self._take_more(receive, first, slot.session)
                     if not batch.requests:
                         continue
                     self._busy += 1
@@ -293,7 +294,7 @@ class SMTPPool:
                         # Whatever stopped the worker (a bug, the pool shutting down), no
                         # caller may wait forever for an outcome.
                         _abandon(batch.requests, sent=True)
-                    if slot.client is not None and not slot.client.is_connected:
+                    if slot.session is not None and not slot.session.idle:
                         await self._retire(slot)  # e.g. the send was cut off mid-transaction
                     slot.idle_since = clock()
         finally:
@@ -306,7 +307,7 @@ class SMTPPool:
         self,
         receive: MemoryObjectReceiveStream[_Request],
         first: _Request,
-        client: SMTPClient | None,
+        session: Session | None,
     ) -> _Batch:
         # Leave a fair share to the other idle workers: with DATA a batch still costs one
         # round trip per message, so piling everything on one connection would serialise.
@@ -314,7 +315,7 @@ class SMTPPool:
         idle_workers = max(1, self._workers - self._busy)
         limit = min(self.window, math.ceil((queued + 1) / idle_workers))
         if self.max_messages_per_connection is not None:
-            sent = client.messages_sent if client is not None else 0
+            sent = session.messages_sent if session is not None else 0
             limit = max(1, min(limit, self.max_messages_per_connection - sent))
         batch = [first]
         while len(batch) < limit:
@@ -335,24 +336,27 @@ class SMTPPool:
         With DATA (no CHUNKING) the chain also takes requests queued meanwhile, one per
         round trip, so under load a connection never pauses to end its chain.
         """
-        client, reused = await self._checkout(slot)
-        requests = batch.requests  # grows while the chain runs, see more()
-        unresolved = len(requests)
+        reused = await self._checkout(slot)
+        stale: list[_Request] = []
+        unresolved = len(batch.requests)
 
-        def on_outcome(index: int, outcome: Outcome) -> None:
-            nonlocal unresolved
-            if reused and _stale(outcome):
-                return  # the idle connection had died: retried below on a fresh one
-            if not requests[index].done.is_set():
+        def sink(request: _Request) -> Callable[[Outcome], None]:
+            def hear(outcome: Outcome) -> None:
+                nonlocal unresolved
                 unresolved -= 1
-                requests[index].resolve(outcome)
+                if reused and _stale(outcome):
+                    stale.append(request)  # the idle connection had died: retried below
+                else:
+                    request.resolve(outcome)
 
-        def more() -> list[BatchEntry]:
+            return hear
+
+        def more(session: Session) -> list[Transaction]:
             nonlocal unresolved
             limit = self.max_messages_per_connection
-            if limit is not None and client.messages_sent + unresolved >= limit:
+            if limit is not None and session.messages_sent + unresolved >= limit:
                 return []  # the connection has had its share: the next one opens afresh
-            if self._too_old(client, self._clock()):
+            if self._too_old(session, self._clock()):
                 return []
             while True:
                 try:
@@ -362,87 +366,94 @@ class SMTPPool:
                 if not request.withdrawn:
                     break
             request.batch = batch
-            requests.append(request)
+            batch.requests.append(request)
             unresolved += 1
-            return [request.entry]
+            return self._build([request], session, sink)
 
-        outcomes = await self._send_on(client, requests, more, on_outcome)
-        if reused:
-            stale = [r for r, o in zip(requests, outcomes, strict=True) if _stale(o)]
-            if stale:
-                # The idle connection had died under us before anything was accepted.
-                await self._retire(slot)
-                client = slot.client = self._factory()
-                retried = dict(zip(stale, await self._send_on(client, stale), strict=True))
-                outcomes = [retried.get(r, o) for r, o in zip(requests, outcomes, strict=True)]
-        for request, outcome in zip(requests, outcomes, strict=True):
-            if not request.done.is_set():
-                request.resolve(outcome)
+        await self._send_on(slot, batch.requests, sink, more)
+        if stale:
+            # The idle connection had died under us before anything was accepted.
+            reused = False
+            await self._retire(slot)
+            await self._send_on(slot, stale, sink)
+
+    def _build(
+        self,
+        requests: list[_Request],
+        session: Session,
+        sink: Callable[[_Request], Callable[[Outcome], None]],
+    ) -> list[Transaction]:
+        entries = [replace(r.entry, sink=sink(r)) for r in requests]
+        settings = self._settings
+        return build_all(entries, session, chunking=settings.chunking, cleartext=settings.cleartext)
 
     async def _send_on(
         self,
-        client: SMTPClient,
-        batch: list[_Request],
-        more: Callable[[], list[BatchEntry]] | None = None,
-        on_outcome: Callable[[int, Outcome], None] | None = None,
-    ) -> list[Outcome]:
+        slot: _Slot,
+        requests: list[_Request],
+        sink: Callable[[_Request], Callable[[Outcome], None]],
+        more: Callable[[Session], list[Transaction]] | None = None,
+    ) -> None:
+        async def ready() -> Session:
+            session = slot.session
+            if session is None or not session.idle:
+                await self._retire(slot)
+                session = slot.session = await open_session(self._settings)
+            return session
+
         try:
-            if len(batch) == 1 and more is None:
-                return [await self._send_one(client, batch[0].entry)]
-            entries = [r.entry for r in batch]
-            return await client._send_entries(
-                entries, self.window, more=more, on_outcome=on_outcome
-            )
+            session = await ready()
         except SMTPError as exc:  # the connection could not even be opened
-            return [exc] * len(batch)
+            for request in requests:
+                request.resolve(exc)
+            return
+        transactions = self._build(requests, session, sink)
+        await send_many(
+            ready, transactions, self.window, chunking=self._settings.chunking, more=more
+        )
 
-    @staticmethod
-    async def _send_one(client: SMTPClient, entry: BatchEntry) -> Outcome:
-        try:
-            item = entry.item
-            if isinstance(item, Message):
-                return await client.send_message(
-                    item, sender=entry.sender, recipients=entry.recipients, dsn=entry.dsn
-                )
-            sender, recipients, data = item
-            return await client.sendmail(sender, recipients, data, dsn=entry.dsn)
-        except SMTPError as exc:
-            return exc
-
-    async def _checkout(self, slot: _Slot) -> tuple[SMTPClient, bool]:
-        """The slot's connection if it may be reused (NOOP first if idle long), else new."""
-        client, now = slot.client, self._clock()
-        if client is not None and self._fresh(client, slot.idle_since, now):
+    async def _checkout(self, slot: _Slot) -> bool:
+        """Keep the slot's connection if it may be reused (NOOP first if idle long), else
+        close it; whether it is reused."""
+        session, now = slot.session, self._clock()
+        if session is not None and self._fresh(session, slot.idle_since, now):
             if self.health_check_after is None or now - slot.idle_since < self.health_check_after:
-                return client, True
+                return True
             try:
-                await client.noop()
-                return client, True
+                await session.expect_ok(Noop())
+                return True
             except SMTPError:
                 pass
         await self._retire(slot)
-        slot.client = self._factory()
-        return slot.client, False
+        return False
 
-    def _fresh(self, client: SMTPClient, since: float, now: float) -> bool:
-        if not client.is_connected:
+    def _fresh(self, session: Session, since: float, now: float) -> bool:
+        if not session.idle:
             return False
         if self.idle_timeout is not None and now - since > self.idle_timeout:
             return False
-        if self._too_old(client, now):
+        if self._too_old(session, now):
             return False
         limit = self.max_messages_per_connection
-        return limit is None or client.messages_sent < limit
+        return limit is None or session.messages_sent < limit
 
-    def _too_old(self, client: SMTPClient, now: float) -> bool:
-        age, opened = self.max_connection_age, client.connected_at
-        return age is not None and opened is not None and now - opened > age
+    def _too_old(self, session: Session, now: float) -> bool:
+        age = self.max_connection_age
+        return age is not None and now - session.opened_at > age
 
     async def _retire(self, slot: _Slot) -> None:
         """QUIT and forget the slot's connection."""
-        client, slot.client = slot.client, None
-        if client is not None:
-            await client.quit()
+        session, slot.session = slot.session, None
+        if session is not None:
+            await _quit(session)
+
+
+async def _quit(session: Session) -> None:
+    """Say QUIT politely and close; never raises."""
+    if session.idle:
+        with contextlib.suppress(SMTPError), anyio.move_on_after(5, shield=True):
+            await session.command(Quit())
+    await session.close()
 
 
 def _abandon(requests: list[_Request], *, sent: bool) -> None:
@@ -452,12 +463,12 @@ def _abandon(requests: list[_Request], *, sent: bool) -> None:
             request.resolve(
                 OutcomeUnknownError("the pool stopped while this message was being sent")
                 if sent
-                else ConnectError("not sent: the pool closed first")
+                else NotSentError("not sent: the pool closed first")
             )
 
 
 def _stale(outcome: Outcome) -> bool:
     """A dead idle connection: lost before sending, or a 421 in answer to MAIL."""
     if isinstance(outcome, TransientReplyError):
-        return outcome.code == 421 and (outcome.command or "").startswith("MAIL")
-    return isinstance(outcome, ConnectError) and not isinstance(outcome, OutcomeUnknownError)
+        return outcome.code == 421 and outcome.verb == "MAIL"
+    return isinstance(outcome, NotSentError)

@@ -134,6 +134,12 @@ class Authenticator(abc.ABC):
     ) -> Mechanism:
         """A new `Mechanism` for ``mechanism`` (one of `mechanisms`) on ``channel``."""
 
+    def secrets(self) -> tuple[str, ...]:
+        """Configured secrets (a password) that a server must not be able to echo into a
+        log or an error. Whatever a mechanism sends is scrubbed from replies anyway; this
+        adds the secret itself, which may appear decoded in a server's text."""
+        return ()
+
 
 def show_server_text(text: str | bytes, limit: int = 80) -> str:
     """Render text a server sent so it is safe to put in an error message."""

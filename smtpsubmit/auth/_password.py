@@ -82,6 +82,9 @@ class PasswordAuth(Authenticator):
     def mechanisms(self) -> tuple[str, ...]:
         return self._mechanisms
 
+    def secrets(self) -> tuple[str, ...]:
+        return (self._password,)
+
     async def start(
         self, mechanism: str, channel: ChannelInfo, *, renew: bool = False
     ) -> Mechanism:

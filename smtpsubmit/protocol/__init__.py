@@ -50,7 +50,7 @@ from ._data import (
     encode_data,
     normalize_newlines,
 )
-from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError, ResponseInjection
 from ._extensions import Extensions
 from ._replies import EnhancedStatus, Reply, ReplyParser
 from ._state import State
@@ -84,6 +84,7 @@ __all__ = [
     "Quit",
     "Rcpt",
     "RemoteProtocolError",
+    "ResponseInjection",
     "Reply",
     "ReplyParser",
     "Rset",

@@ -32,7 +32,7 @@ from typing import Final, NoReturn
 
 from . import _commands as c
 from ._data import MAX_TEXT_LINE, DataEncoder
-from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError, ResponseInjection
 from ._extensions import Extensions
 from ._replies import DEFAULT_MAX_LINE, DEFAULT_MAX_REPLY, EnhancedStatus, Reply, ReplyParser
 from ._state import REPLY, SEND, ReplyClass, State
@@ -300,7 +300,7 @@ class ClientConnection:
 
     def _next_event(self) -> Event:
         if self._state is State.TLS_HANDSHAKE and self._parser.in_reply:
-            raise RemoteProtocolError(
+            raise ResponseInjection(
                 "the server sent data after agreeing to STARTTLS and before the TLS "
                 "handshake (response injection, RFC 3207 6)"
             )
@@ -354,7 +354,7 @@ class ClientConnection:
         elif isinstance(command, c.Auth | c.AuthResponse) and reply.is_positive:
             self.authenticated = True
         if self._state is State.TLS_HANDSHAKE and self._parser.in_reply:
-            raise RemoteProtocolError(
+            raise ResponseInjection(
                 "the server sent data right after agreeing to STARTTLS "
                 "(response injection, RFC 3207 6)"
             )
@@ -374,7 +374,7 @@ class ClientConnection:
             )
         if self._parser.in_reply:
             self._fail(
-                RemoteProtocolError(
+                ResponseInjection(
                     "the server sent data before the TLS handshake (response injection, RFC 3207 6)"
                 )
             )

@@ -11,11 +11,12 @@ every later call raises again, naming the original problem.
     ProtocolError
     ├── LocalProtocolError
     └── RemoteProtocolError
+        └── ResponseInjection
 """
 
 from __future__ import annotations
 
-__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError", "ResponseInjection"]
 
 
 class ProtocolError(Exception):
@@ -31,3 +32,11 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The server violated the protocol (malformed or oversized reply, unexpected bytes)."""
+
+
+class ResponseInjection(RemoteProtocolError):
+    """The server sent bytes after agreeing to STARTTLS and before the TLS handshake.
+
+    RFC 3207 6: such bytes could come from a man in the middle and must not be taken as
+    replies sent under TLS.
+    """

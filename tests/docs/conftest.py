@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import pytest
 
 import smtpsubmit
-import smtpsubmit._client
+import smtpsubmit._handshake
 import smtpsubmit.sync
 from smtpsubmit.testing import (
     FakeSMTPServer,
@@ -160,8 +160,8 @@ def docs_sandbox(
         assert context.verify_mode is ssl.CERT_REQUIRED
         return context
 
-    monkeypatch.setattr(smtpsubmit._client, "connect_tcp", fake_connect_tcp)
-    monkeypatch.setattr(smtpsubmit._client, "default_ssl_context", fake_default_ssl_context)
+    monkeypatch.setattr(smtpsubmit._handshake, "connect_tcp", fake_connect_tcp)
+    monkeypatch.setattr(smtpsubmit._handshake, "default_ssl_context", fake_default_ssl_context)
     if django is not None:
         monkeypatch.setattr(
             smtpsubmit.contrib.django, "default_ssl_context", fake_default_ssl_context

@@ -33,6 +33,7 @@ EXPECTED = {
     "Quit",
     "Rcpt",
     "RemoteProtocolError",
+    "ResponseInjection",
     "Reply",
     "ReplyParser",
     "Rset",
@@ -59,6 +60,7 @@ def test_error_hierarchy() -> None:
     assert issubclass(protocol.LocalProtocolError, protocol.ProtocolError)
     assert issubclass(protocol.RemoteProtocolError, protocol.ProtocolError)
     assert not issubclass(protocol.LocalProtocolError, protocol.RemoteProtocolError)
+    assert issubclass(protocol.ResponseInjection, protocol.RemoteProtocolError)
     assert issubclass(protocol.ProtocolError, Exception)
 
 
