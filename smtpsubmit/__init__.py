@@ -34,15 +34,16 @@ from ._errors import (
     TransientReplyError,
 )
 from ._pool import SMTPPool
-from ._results import SendResult, Transcript, TranscriptLine
+from ._results import Attempt, SendResult, Transcript, TranscriptLine
 from .auth import Authenticator, OAuth2Auth, PasswordAuth
-from .policy import Timeouts, TLSMode
+from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode
 from .protocol import EnhancedStatus, Reply
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "DSN",
+    "Attempt",
     "AuthenticationError",
     "Authenticator",
     "CertificateError",
@@ -58,10 +59,12 @@ __all__ = [
     "PasswordAuth",
     "PermanentReplyError",
     "ProtocolViolationError",
+    "RateLimit",
     "RecipientsRefusedError",
     "Reply",
     "ReplyError",
     "ResponseInjectionError",
+    "RetryPolicy",
     "SMTPClient",
     "SMTPError",
     "SMTPPool",

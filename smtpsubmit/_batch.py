@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from ._errors import ProtocolViolationError, SMTPError, reply_error
+from ._results import SendResult
 from ._session import Session, phase_of
 from ._transaction import INLINE_BODY, Transaction, fail, not_sent, send_one
 from .protocol import Bdat, Data, EndOfData, MessageData, Rset
@@ -99,7 +100,9 @@ async def run_window(session: Session, transactions: list[Transaction], window: 
     try:
         for position, txn in enumerate(transactions):
             assert isinstance(txn.body, bytes)
-            txn.commands = [*([Rset()] if position else []), txn.mail, *txn.rcpts]
+            reset = position > 0 or session.needs_reset
+            session.needs_reset = False
+            txn.commands = [*([Rset()] if reset else []), txn.mail, *txn.rcpts]
             txn.commands.append(Bdat(txn.body, last=True))
             wire = b"".join([session.render(cmd) for cmd in txn.commands])
             in_flight.append(txn)
@@ -120,6 +123,8 @@ async def _collect(session: Session, txn: Transaction) -> None:
     outcome = txn.conclude(txn.replies[-1], session)
     if isinstance(outcome, ProtocolViolationError):
         raise outcome
+    if not isinstance(outcome, SendResult):
+        session.needs_reset = True  # cleared by the RSET that starts the next transaction
 
 
 async def run_data_chain(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from email.message import Message
 from types import TracebackType
 from typing import BinaryIO
@@ -26,6 +27,7 @@ from typing import BinaryIO
 import anyio
 
 from ._batch import send_many
+from ._delivery import Delivery, Throttle, deliver_batch
 from ._errors import SMTPError
 from ._gate import Gate
 from ._handshake import Settings, open_session
@@ -35,7 +37,7 @@ from ._results import SendResult
 from ._session import Session, timeout_error
 from ._transaction import Entry, Outcome, Transaction, build, build_all, build_stream, send_one
 from .auth import Authenticator
-from .policy import Timeouts, TLSMode
+from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode
 from .protocol import Extensions, Noop, Quit, Reply
 from .transport import TLSInfo
 
@@ -55,6 +57,14 @@ class SMTPClient:
     ``unix_socket`` connects to a local socket path instead of ``host:port``, and
     ``source_address`` picks the local IP to connect from. ``local_hostname`` is the EHLO
     name; by default the host name if it is fully qualified, else our address literal.
+    ``cafile`` trusts only the CAs in that PEM file (a private CA) instead of certifi's.
+
+    ``retry`` (a :class:`RetryPolicy`; default ``None``, one attempt) tries a message again
+    after a transient failure, only ever to the recipients refused with 4xx, never after an
+    unknown outcome unless asked. One attempt is the default because a call that may wait
+    minutes between tries should be something the caller chose; a task queue often has its
+    own retries. ``rate_limit`` (a :class:`RateLimit`) paces messages and recipients and
+    slows down when the server says it is sending too fast.
 
     Use it as ``async with SMTPClient(...) as client:``; it is safe to share between tasks
     (sends are serialised), though a pool is better for concurrency.
@@ -78,6 +88,9 @@ class SMTPClient:
         transport: TransportFactory | None = None,
         unix_socket: str | None = None,
         source_address: str | None = None,
+        cafile: str | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self._settings = Settings.from_options(
             host,
@@ -95,7 +108,11 @@ class SMTPClient:
             transport=transport,
             unix_socket=unix_socket,
             source_address=source_address,
+            cafile=cafile,
+            retry=retry,
+            rate_limit=rate_limit,
         )
+        self._throttle = Throttle(rate_limit) if rate_limit is not None else None
         self._session: Session | None = None
         self._lock = Gate()  # free when uncontended, see _gate.py
         #: The EHLO name; when not given, chosen once connected (see ``policy.ehlo_name``).
@@ -190,19 +207,18 @@ class SMTPClient:
         sender: str | None = None,
         recipients: Sequence[str] | None = None,
         dsn: DSN | None = None,
+        requiretls: bool = False,
     ) -> SendResult:
         """Send an ``email.message.EmailMessage``; the envelope comes from its headers.
 
         ``sender``/``recipients`` override the envelope. Bcc is never transmitted.
         Raises :class:`RecipientsRefusedError` when nobody was accepted; a partial refusal
-        is reported in ``SendResult.refused``.
+        is reported in ``SendResult.refused``. ``requiretls`` asks that the message travel
+        over TLS all the way (RFC 8689); it is refused when the server does not offer it.
         """
         envelope = message_envelope(message, sender, recipients)  # checked before any I/O
-        entry = Entry(message, dsn=dsn, envelope=envelope)
-        async with self._lock:
-            with self._total_deadline():
-                session = await self._ready()
-                return await self._send(session, build(entry, session, **self._policy()))
+        entry = Entry(message, sender, recipients, dsn, envelope=envelope, requiretls=requiretls)
+        return await self._deliver(entry, envelope.recipients)
 
     async def sendmail(
         self,
@@ -211,6 +227,7 @@ class SMTPClient:
         data: bytes | BinaryIO | AsyncIterable[bytes],
         *,
         dsn: DSN | None = None,
+        requiretls: bool = False,
     ) -> SendResult:
         """Send raw RFC 5322 content to an explicit envelope (``sender=""``: null path).
 
@@ -218,23 +235,19 @@ class SMTPClient:
         and iterables are streamed in chunks, so memory stays bounded by the chunk size
         whatever the message size (their lines are checked as they go; a problem found
         midway aborts the transaction and closes the connection, so nothing half-sent is
-        delivered).
+        delivered). A streamed body can be read once, so it gets one attempt whatever the
+        retry policy.
         """
         if isinstance(data, str):
             raise TypeError("data must be bytes; encode text first or use send_message()")
         check_envelope(sender, recipients)
-        async with self._lock:
-            with self._total_deadline():
-                session = await self._ready()
-                if isinstance(data, bytes | bytearray | memoryview):
-                    entry = Entry((sender, recipients, bytes(data)), dsn=dsn)
-                    txn = build(entry, session, **self._policy())
-                else:
-                    entry = Entry((sender, recipients, b""), dsn=dsn)
-                    txn = build_stream(
-                        sender, recipients, data, entry, session, cleartext=self._settings.cleartext
-                    )
-                return await self._send(session, txn)
+        rcpts = (recipients,) if isinstance(recipients, str) else tuple(recipients)
+        if isinstance(data, bytes | bytearray | memoryview):
+            entry = Entry((sender, recipients, bytes(data)), dsn=dsn, requiretls=requiretls)
+            return await self._deliver(entry, rcpts)
+        entry = Entry((sender, recipients, b""), dsn=dsn, requiretls=requiretls)
+        with self._total_deadline():
+            return await self._attempt(entry, len(rcpts), stream=data)
 
     async def send_batch(
         self,
@@ -253,12 +266,26 @@ class SMTPClient:
         """
         if window < 1:
             raise ValueError("window must be at least 1")
-        results: list[Outcome | None] = []
-        entries = [Entry(item, dsn=dsn, sink=_slot(results)) for item in items]
-        async with self._lock:
-            with self._total_deadline():
+        entries: list[tuple[Entry, tuple[str, ...]]] = []
+        refused_early: dict[int, SMTPError] = {}
+        for index, item in enumerate(items):
+            try:
+                if isinstance(item, Message):
+                    envelope = message_envelope(item)
+                    entries.append((Entry(item, dsn=dsn, envelope=envelope), envelope.recipients))
+                else:
+                    check_envelope(item[0], item[1])
+                    rcpts = (item[1],) if isinstance(item[1], str) else tuple(item[1])
+                    entries.append((Entry(item, dsn=dsn), rcpts))
+            except SMTPError as exc:  # this one alone fails, before any I/O
+                refused_early[index] = exc
+
+        async def send_round(round_entries: list[Entry]) -> list[Outcome]:
+            results: list[Outcome | None] = []
+            with_sinks = [replace(e, sink=_slot(results)) for e in round_entries]
+            async with self._lock:
                 session = await self._ready()
-                transactions = build_all(entries, session, **self._policy())
+                transactions = build_all(with_sinks, session, **self._policy())
                 try:
                     await send_many(
                         self._ready, transactions, window, chunking=self._settings.chunking
@@ -266,7 +293,14 @@ class SMTPClient:
                 finally:
                     if self._session is not None and not self._session.idle:
                         await self._close()
-        return [r if r is not None else SMTPError("not sent") for r in results]
+            return [r if r is not None else SMTPError("not sent") for r in results]
+
+        with self._total_deadline():
+            sent = iter(
+                await deliver_batch(entries, send_round, self._settings.retry, self._throttle)
+            )
+        total = len(entries) + len(refused_early)
+        return [refused_early[i] if i in refused_early else next(sent) for i in range(total)]
 
     async def noop(self) -> Reply:
         """NOOP: check the session is alive (RFC 5321 4.1.1.9)."""
@@ -296,6 +330,55 @@ class SMTPClient:
 
     def _policy(self) -> dict[str, bool]:
         return {"chunking": self._settings.chunking, "cleartext": self._settings.cleartext}
+
+    async def _deliver(self, entry: Entry, recipients: tuple[str, ...]) -> SendResult:
+        """Send ``entry`` under the retry policy; the (merged) result, or the last error."""
+        policy = self._settings.retry
+        with self._total_deadline():
+            if policy is None or policy.attempts == 1:
+                return await self._attempt(entry, len(recipients))
+            delivery = Delivery(entry, recipients, policy)
+            following: Entry | None = entry
+            while following is not None:
+                try:
+                    outcome: Outcome = await self._attempt(following, len(delivery.pending))
+                except SMTPError as exc:
+                    outcome = exc
+                following = delivery.record(outcome)
+                if following is not None:
+                    await anyio.sleep(delivery.delay())
+            return delivery.result()
+
+    async def _attempt(
+        self,
+        entry: Entry,
+        recipients: int,
+        *,
+        stream: BinaryIO | AsyncIterable[bytes] | None = None,
+    ) -> SendResult:
+        """One try: wait for the rate limit, take the session, send one transaction."""
+        throttle = self._throttle
+        if throttle is not None:
+            await throttle.acquire(1, recipients)
+        try:
+            async with self._lock:
+                session = await self._ready()
+                if stream is None:
+                    txn = build(entry, session, **self._policy())
+                else:
+                    assert not isinstance(entry.item, Message)
+                    sender, rcpts, _ = entry.item
+                    txn = build_stream(
+                        sender, rcpts, stream, entry, session, cleartext=self._settings.cleartext
+                    )
+                result = await self._send(session, txn)
+        except SMTPError as exc:
+            if throttle is not None:
+                throttle.observe(exc)
+            raise
+        if throttle is not None:
+            throttle.observe(result)
+        return result
 
     async def _ready(self) -> Session:
         """The open session, or a new one (the old one closed first)."""

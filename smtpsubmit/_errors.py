@@ -39,9 +39,13 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from .protocol import EnhancedStatus as EnhancedStatus
 from .protocol import Reply
+
+if TYPE_CHECKING:
+    from ._results import Attempt
 
 __all__ = [
     "AuthenticationError",
@@ -71,7 +75,18 @@ __all__ = [
 
 
 class SMTPError(Exception):
-    """Root of every error smtpsubmit raises."""
+    """Root of every error smtpsubmit raises.
+
+    Under a :class:`~smtpsubmit.RetryPolicy`, the error of the last attempt carries every
+    attempt in ``history`` (an :class:`~smtpsubmit.Attempt` each; empty without retries).
+    """
+
+    history: tuple[Attempt, ...] = ()
+
+    @property
+    def attempts(self) -> int:
+        """How many tries ended in this error (1 without a retry policy)."""
+        return max(1, len(self.history))
 
 
 class ConnectError(SMTPError):

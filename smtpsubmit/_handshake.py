@@ -51,7 +51,15 @@ from .auth import (
     select_mechanism,
     tls_server_end_point,
 )
-from .policy import Timeouts, TLSMode, default_ssl_context, ehlo_name, resolve_tls_mode
+from .policy import (
+    RateLimit,
+    RetryPolicy,
+    Timeouts,
+    TLSMode,
+    default_ssl_context,
+    ehlo_name,
+    resolve_tls_mode,
+)
 from .protocol import (
     Auth,
     AuthCancel,
@@ -91,6 +99,8 @@ class Settings:
     transport: TransportFactory | None
     unix_socket: str | None
     source_address: str | None
+    retry: RetryPolicy | None = None
+    rate_limit: RateLimit | None = None
 
     @classmethod
     def from_options(
@@ -111,12 +121,25 @@ class Settings:
         transport: TransportFactory | None = None,
         unix_socket: str | None = None,
         source_address: str | None = None,
+        cafile: str | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> Settings:
         """Check the keywords and resolve the TLS mode (RFC 8314), before any I/O."""
         if auth is not None and username:
             raise ValueError("pass either auth= or username/password, not both")
         if username:
             auth = PasswordAuth(username, password or "")
+        if cafile is not None:
+            if ssl_context is not None:
+                raise ValueError("pass either cafile= or ssl_context=, not both")
+            ssl_context = default_ssl_context(cafile=cafile)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise TypeError(
+                f"rate_limit must be a RateLimit or None, not {type(rate_limit).__name__}"
+            )
         return cls(
             host=host,
             port=port,
@@ -131,6 +154,8 @@ class Settings:
             transport=transport,
             unix_socket=unix_socket,
             source_address=source_address,
+            retry=retry,
+            rate_limit=rate_limit,
         )
 
     @property

@@ -20,7 +20,7 @@ else:  # pragma: no cover - Python 3.10
 
 if TYPE_CHECKING:
     from .auth import Authenticator
-    from .policy import Timeouts, TLSMode
+    from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode
     from .transport import Transport
 
 __all__ = ["ClientOptions", "PoolOptions", "TransportFactory", "Unpack"]
@@ -45,6 +45,9 @@ class ClientOptions(TypedDict, total=False):
     transport: TransportFactory | None
     unix_socket: str | None
     source_address: str | None
+    cafile: str | None
+    retry: RetryPolicy | None
+    rate_limit: RateLimit | None
 
 
 class PoolOptions(ClientOptions, total=False):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from email.message import Message
 from types import TracebackType
@@ -41,6 +41,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._batch import send_many
+from ._delivery import Delivery, Throttle
 from ._errors import NotSentError, OutcomeUnknownError, SMTPError, TransientReplyError
 from ._gate import loop_clock
 from ._handshake import Settings, open_session
@@ -52,6 +53,9 @@ from ._transaction import Entry, Outcome, Transaction, build_all
 from .protocol import Noop, Quit
 
 __all__ = ["SMTPPool"]
+
+#: An item of a batch: a message, or ``(sender, recipients, data)``.
+BatchItem = Message | tuple[str, Sequence[str] | str, bytes]
 
 
 @dataclass(eq=False)
@@ -103,6 +107,9 @@ class SMTPPool:
     ``health_check_after`` sends NOOP before reusing a connection idle for that long.
     Pooled results carry no transcript: a connection's messages share its writes (the
     ``smtpsubmit`` logger has every line at DEBUG; ``SMTPClient`` gives one per message).
+    ``retry`` and ``rate_limit`` (in ``options``) apply to every message: a retried
+    message goes back into the queue after its delay, waiting in its caller's task, and
+    one rate limit paces all the pool's connections together.
     """
 
     def __init__(
@@ -133,6 +140,8 @@ class SMTPPool:
 
         # The options are checked (TLS policy, auth) now, not at the first send.
         self._settings = Settings.from_options(host, port, **options)
+        rate_limit = self._settings.rate_limit
+        self._throttle = Throttle(rate_limit) if rate_limit is not None else None
         self._send: MemoryObjectSendStream[_Request] | None = None
         self._receive: MemoryObjectReceiveStream[_Request] | None = None
         self._task_group: TaskGroup | None = None
@@ -202,10 +211,12 @@ class SMTPPool:
         sender: str | None = None,
         recipients: Sequence[str] | None = None,
         dsn: DSN | None = None,
+        requiretls: bool = False,
     ) -> SendResult:
         """Send an ``EmailMessage`` on a pooled connection (see ``SMTPClient.send_message``)."""
         envelope = message_envelope(message, sender, recipients)  # checked before queueing
-        return await self._submit(Entry(message, dsn=dsn, envelope=envelope))
+        entry = Entry(message, sender, recipients, dsn, envelope=envelope, requiretls=requiretls)
+        return await self._deliver(entry, envelope.recipients)
 
     async def sendmail(
         self,
@@ -214,14 +225,95 @@ class SMTPPool:
         data: bytes,
         *,
         dsn: DSN | None = None,
+        requiretls: bool = False,
     ) -> SendResult:
         """Send raw bytes on a pooled connection (see ``SMTPClient.sendmail``)."""
         check_envelope(sender, recipients)
-        return await self._submit(Entry((sender, recipients, bytes(data)), dsn=dsn))
+        rcpts = (recipients,) if isinstance(recipients, str) else tuple(recipients)
+        entry = Entry((sender, recipients, bytes(data)), dsn=dsn, requiretls=requiretls)
+        return await self._deliver(entry, rcpts)
+
+    async def send_batch(
+        self, items: Iterable[BatchItem], *, dsn: DSN | None = None
+    ) -> list[SendResult | SMTPError]:
+        """Send every item; one outcome per item, in order, never raising for one message.
+
+        ``items`` are ``EmailMessage`` objects or ``(sender, recipients, data)`` tuples. Each
+        outcome is a :class:`SendResult` or the :class:`SMTPError` that message met (a
+        message refused before any I/O included). The messages share the pool's
+        connections, retry policy and rate limit like separate calls would.
+        """
+        items = list(items)
+        outcomes: list[SendResult | SMTPError | None] = [None] * len(items)
+        async for index, outcome in self.send_iter(items, dsn=dsn):
+            outcomes[index] = outcome
+        return [o if o is not None else SMTPError("not sent") for o in outcomes]
+
+    async def send_iter(
+        self, items: Iterable[BatchItem], *, dsn: DSN | None = None
+    ) -> AsyncIterator[tuple[int, SendResult | SMTPError]]:
+        """Like :meth:`send_batch`, but yield ``(index, outcome)`` as each one is known
+        (for progress reports). Leaving the loop early stops the messages not yet sent."""
+        items = list(items)
+        if self._task_group is None:
+            raise SMTPError("use the pool as `async with SMTPPool(...) as pool:`")
+        send, receive = anyio.create_memory_object_stream[tuple[int, Outcome]](len(items) or 1)
+        # The senders run in the pool's task group (not in one of ours around the yields,
+        # which would leak our cancel scope into the caller's loop body); each has a
+        # scope, cancelled if the caller stops listening early.
+        scopes = [anyio.CancelScope() for _ in items]
+
+        async def one(index: int, item: BatchItem) -> None:
+            with scopes[index]:
+                try:
+                    if isinstance(item, Message):
+                        outcome: Outcome = await self.send_message(item, dsn=dsn)
+                    else:
+                        sender, recipients, data = item
+                        outcome = await self.sendmail(sender, recipients, data, dsn=dsn)
+                except SMTPError as exc:
+                    outcome = exc
+                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    send.send_nowait((index, outcome))  # unless the caller stopped listening
+
+        for index, item in enumerate(items):
+            self._task_group.start_soon(one, index, item)
+        try:
+            for _ in items:
+                yield await receive.receive()
+        finally:
+            for scope in scopes:
+                scope.cancel()
+            send.close()
+            receive.close()
 
     # -- callers -----------------------------------------------------------------------
 
-    async def _submit(self, entry: Entry) -> SendResult:
+    async def _deliver(self, entry: Entry, recipients: tuple[str, ...]) -> SendResult:
+        """Send under the retry policy: each try goes back into the queue, and waits for
+        its turn in the caller's task, so a worker never sleeps for a retry."""
+        policy = self._settings.retry
+        delivery = Delivery(entry, recipients, policy) if policy and policy.attempts > 1 else None
+        following: Entry | None = entry
+        while following is not None:
+            if self._throttle is not None:
+                pending = delivery.pending if delivery else recipients
+                await self._throttle.acquire(1, len(pending))
+            outcome = await self._submit(following)
+            if self._throttle is not None:
+                self._throttle.observe(outcome)
+            if delivery is None:
+                if isinstance(outcome, SMTPError):
+                    raise outcome
+                return outcome
+            following = delivery.record(outcome)
+            if following is not None:
+                await anyio.sleep(delivery.delay())
+        assert delivery is not None
+        return delivery.result()
+
+    async def _submit(self, entry: Entry) -> Outcome:
+        """Queue one try and wait for its outcome."""
         if self._closed:
             raise SMTPError("the pool is closed")
         if self._send is None or self._task_group is None:
@@ -238,11 +330,8 @@ class SMTPPool:
         except BaseException:
             request.withdraw()  # skipped if still queued; stops the send if it was alone
             raise
-        outcome = request.outcome
-        if isinstance(outcome, SMTPError):
-            raise outcome
-        assert outcome is not None
-        return outcome
+        assert request.outcome is not None
+        return request.outcome
 
     def _spawn_if_needed(self) -> None:
         """One more worker (and so connection) when requests outnumber idle workers."""

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, NamedTuple, overload
 
+from ._errors import ReplyError, SMTPError
 from .protocol import Command, Reply
 
-__all__ = ["SendResult", "Transcript", "TranscriptLine", "lines_of"]
+__all__ = ["Attempt", "SendResult", "Transcript", "TranscriptLine", "lines_of"]
 
 # Postfix/Sendmail "queued as X", Exim "id=X", and generic "<X> queued".
 _QUEUE_ID = re.compile(r"queued as ([\w.@<>-]+)|\bid=([\w.@<>-]+)", re.IGNORECASE)
@@ -114,6 +115,9 @@ class SendResult:
     the server's final reply to the message (end of data or the last BDAT), and
     ``queue_id`` the id it gave, if recognisable. ``transcript`` holds the lines of this
     transaction, AUTH payloads redacted (a :class:`Transcript`, rendered when first read).
+    Under a :class:`~smtpsubmit.RetryPolicy`, ``attempts`` counts the tries it took and
+    ``history`` has an :class:`Attempt` for each (``accepted`` and ``refused`` then cover
+    every attempt, ``reply`` and ``transcript`` are the last successful one's).
     """
 
     sender: str
@@ -121,6 +125,8 @@ class SendResult:
     refused: Mapping[str, Reply]
     reply: Reply
     transcript: Sequence[TranscriptLine] = field(default=(), repr=False)
+    attempts: int = 1
+    history: tuple[Attempt, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "refused", MappingProxyType(dict(self.refused)))
@@ -134,3 +140,30 @@ class SendResult:
     def ok(self) -> bool:
         """True when every recipient was accepted."""
         return not self.refused
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a message under a retry policy: to whom it went and what came of it.
+
+    ``number`` counts from 1; ``outcome`` is that try's :class:`SendResult` or error.
+    """
+
+    number: int
+    recipients: tuple[str, ...]
+    outcome: SendResult | SMTPError
+
+    @property
+    def replies(self) -> dict[str, Reply | None]:
+        """Each recipient's reply in this try: the final reply for an accepted one, its
+        RCPT reply for a refused one, the error's reply (a 421...) or ``None`` when the
+        connection failed without one."""
+        outcome = self.outcome
+        if isinstance(outcome, SendResult):
+            return {
+                r: outcome.refused.get(r, outcome.reply if r in outcome.accepted else None)
+                for r in self.recipients
+            }
+        refused = getattr(outcome, "refused", None)
+        reply = outcome.reply if isinstance(outcome, ReplyError) else None
+        return {r: (refused or {}).get(r, reply) for r in self.recipients}

@@ -116,6 +116,10 @@ class Session:
         self.transcript: list[Command | Reply | TranscriptLine] = []
         #: Off while several transactions share the wire (their lines would interleave).
         self.recording = True
+        #: A transaction ended in a refusal that RSET has not cleared yet: the server may
+        #: still hold its state (RFC 3030 2: after a failed BDAT the client MAY RSET; we
+        #: do, before the next MAIL).
+        self.needs_reset = False
         self._secrets: tuple[str, ...] = ()
         self._closed = False
 

@@ -93,6 +93,8 @@ class Entry:
     sink: Sink | None = None
     #: The envelope already taken from an ``EmailMessage`` item (saves doing it twice).
     envelope: Envelope | None = None
+    #: RFC 8689: the message must travel over TLS all the way; refused if not offered.
+    requiretls: bool = False
 
 
 class Transaction:
@@ -243,6 +245,8 @@ def build(entry: Entry, session: Session, *, chunking: bool, cleartext: bool) ->
         prepared = prepare_message(item, envelope, ext)
     else:
         sender, recipients, data = item
+        if entry.recipients is not None:  # a retry's subset
+            recipients = entry.recipients
         check_envelope(sender, recipients)
         binary_ok = chunking and ext.chunking and ext.binarymime
         prepared = prepare_raw(sender, recipients, bytes(data), ext, binary_ok=binary_ok)
@@ -304,6 +308,10 @@ def _transaction(
     dsn = entry.dsn
     if dsn is not None and not ext.dsn:
         raise MessageError("DSN options were given but the server does not offer DSN")
+    if entry.requiretls and not ext.requiretls:
+        raise SecurityPolicyError(
+            "REQUIRETLS was asked for but the server does not offer it (RFC 8689); nothing was sent"
+        )
     eightbit = (msg.eightbit if eightbit is None else eightbit) and ext.eightbitmime
     mail = Mail(
         msg.sender,
@@ -312,6 +320,7 @@ def _transaction(
         smtputf8=msg.smtputf8,
         ret=dsn.ret if dsn else None,
         envid=dsn.envid if dsn else None,
+        requiretls=entry.requiretls,
     )
     rcpts = [
         Rcpt(r, notify=dsn.notify if dsn else (), orcpt=r if dsn and dsn.orcpt else None)
@@ -351,6 +360,9 @@ async def send_one(session: Session, txn: Transaction, *, bdat: bool) -> SendRes
 
 
 async def _one(session: Session, txn: Transaction, bdat: bool) -> None:
+    if session.needs_reset:  # a window's last transaction was refused
+        session.needs_reset = False
+        await session.expect_ok(Rset())
     pipelining = session.conn.extensions.pipelining
     body = txn.body
     inline = bdat and pipelining and isinstance(body, bytes) and len(body) <= INLINE_BODY

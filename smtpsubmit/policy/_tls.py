@@ -64,8 +64,19 @@ def resolve_tls_mode(port: int, tls: TLSMode | str | None) -> TLSMode:
     return tls
 
 
-def default_ssl_context() -> ssl.SSLContext:
-    """Certificates verified against certifi's bundle, hostname checked, TLS 1.2 or later."""
-    context = ssl.create_default_context(cafile=certifi.where())
+def default_ssl_context(*, cafile: str | None = None) -> ssl.SSLContext:
+    """Certificates verified against certifi's bundle (or only the CAs in ``cafile``, a
+    PEM file), hostname checked, TLS 1.2 or later.
+
+    An unreadable ``cafile`` is a ``FileNotFoundError``/``ssl.SSLError`` naming the file.
+    """
+    try:
+        context = ssl.create_default_context(cafile=cafile or certifi.where())
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(exc.errno, f"cafile {cafile!r} does not exist", cafile) from None
+    except ssl.SSLError as exc:
+        raise ssl.SSLError(
+            exc.errno, f"cafile {cafile!r} holds no usable PEM certificate"
+        ) from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context

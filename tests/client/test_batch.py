@@ -181,3 +181,23 @@ async def test_batch_results_do_not_keep_the_bodies_alive(extensions: frozenset[
             results = await client.send_batch(batch)
     assert all(isinstance(r, smtpsubmit.SendResult) for r in results)
     assert bytes_reachable(results) < 100_000  # the 20 bodies are 1.5 MB
+
+
+async def test_a_window_that_ends_refused_is_reset_before_the_next_batch() -> None:
+    # RFC 3030 2: after a failed BDAT the server may still hold the transaction; the next
+    # batch on the connection must start with RSET, or its MAIL gets 503 "nested MAIL".
+    fault = Fault.reply("RCPT", nth=1, code=550, enhanced="5.1.1", text="No such user")
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, faults=(fault,)) as server:
+        async with smtpsubmit.SMTPClient(
+            server.host, server.port, tls="implicit", ssl_context=server.client_ssl_context()
+        ) as client:
+            [refused] = await client.send_batch(items(1))
+            [accepted] = await client.send_batch(items(1))
+            [single] = [await client.sendmail("a@example.com", ["z@example.com"], b"x")]
+        lines = [e.line.split(" ")[0] for e in server.transcripts[0] if e.direction == "client"]
+    assert isinstance(refused, smtpsubmit.RecipientsRefusedError)
+    assert isinstance(accepted, smtpsubmit.SendResult)
+    assert single.accepted == ("z@example.com",)
+    transactions = [v for v in lines if v in ("MAIL", "RCPT", "BDAT", "RSET")]
+    refused_first = ["MAIL", "RCPT", "BDAT"]
+    assert transactions == [*refused_first, "RSET", *refused_first, *refused_first]
