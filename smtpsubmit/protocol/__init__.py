@@ -30,10 +30,6 @@ from ._commands import (
     Rcpt,
     Rset,
     StartTLS,
-    validate_address,
-    validate_domain,
-    xtext_decode,
-    xtext_encode,
 )
 from ._connection import (
     CONNECTION_CLOSED,
@@ -54,6 +50,7 @@ from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._extensions import Extensions
 from ._replies import EnhancedStatus, Reply, ReplyParser
 from ._state import State
+from ._syntax import validate_address, validate_domain, xtext_decode, xtext_encode
 
 __all__ = [
     "CONNECTION_CLOSED",
