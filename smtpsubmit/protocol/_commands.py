@@ -27,9 +27,9 @@ from typing import ClassVar, Literal
 from ._errors import LocalProtocolError
 from ._syntax import (
     ESMTP_KEYWORD,
-    ESMTP_VALUE,
     SASL_MECHANISM,
     check_no_controls,
+    is_esmtp_value,
     validate_address,
     validate_domain,
     xtext_encode,
@@ -68,7 +68,7 @@ def _check_params(params: Mapping[str, str | None], typed: frozenset[str]) -> No
     for keyword, value in params.items():
         if not ESMTP_KEYWORD.fullmatch(keyword):
             raise LocalProtocolError(f"malformed ESMTP parameter keyword: {keyword!r}")
-        if value is not None and not ESMTP_VALUE.fullmatch(value):
+        if value is not None and not is_esmtp_value(value):
             raise LocalProtocolError(f"malformed value for ESMTP parameter {keyword}: {value!r}")
         # Keywords are case-insensitive (RFC 5321 4.1.2); a typed one in params would
         # bypass the checks made on the typed field (e.g. REQUIRETLS needs TLS).

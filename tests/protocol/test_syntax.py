@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 import pytest
 
 from smtpsubmit.protocol import LocalProtocolError, Rcpt, _syntax
@@ -117,6 +119,91 @@ def test_domain_length_limit_is_255_octets() -> None:
 )
 def test_is_ascii_address(address: str, ascii: bool) -> None:
     assert is_ascii_address(address) is ascii
+
+
+# -- every code point in every position (RFC 5321 4.1.2, RFC 6531 3.3) --------------------
+
+_ALNUM = set(string.ascii_letters + string.digits)
+#: The ASCII members of each class, as the RFCs list them.
+ATEXT = _ALNUM | set("!#$%&'*+-/=?^_`{|}~")  # RFC 5322 3.2.3
+QTEXT = {chr(c) for c in [32, 33, *range(35, 92), *range(93, 127)]}  # RFC 5321 qtextSMTP
+LETDIG = _ALNUM  # RFC 5321 Let-dig
+LDH = _ALNUM | {"-"}  # RFC 5321 Ldh-str, inside a label
+VALUE = {chr(c) for c in [*range(33, 61), *range(62, 127)]}  # RFC 5321 esmtp-value
+#: Above U+00FF, the only characters we refuse: the Unicode line and paragraph separators
+#: (controls for our purpose) and lone surrogates (no UTF-8 for them).
+REFUSED_ABOVE_LATIN1 = frozenset(["\u2028", "\u2029", *map(chr, range(0xD800, 0xE000))])
+
+
+def utf8_non_ascii(char: str) -> bool:
+    """RFC 6531 3.3 UTF8-non-ascii, less the C1 controls and the characters above."""
+    return ord(char) >= 0xA0 and char not in REFUSED_ABOVE_LATIN1
+
+
+# Where a character goes, and the ASCII characters admitted there.
+POSITIONS = [
+    ("{}@example.com", ATEXT),
+    ("a{}b@example.com", ATEXT | {"."}),  # Dot-string
+    ('"{}"@example.com', QTEXT),
+    ("user@{}.example", LETDIG),
+    ("user@a{}b.example", LDH | {"."}),
+]
+
+
+def _accepted(address: str) -> bool:
+    try:
+        _syntax._check_address(address, "address")  # not validate_address: no cache
+    except LocalProtocolError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("template", "members"), POSITIONS)
+def test_every_latin1_and_refused_character_in_every_address_position(
+    template: str, members: set[str]
+) -> None:
+    for char in [*map(chr, range(0x100)), *sorted(REFUSED_ABOVE_LATIN1)]:
+        expected = char in members or utf8_non_ascii(char)
+        assert _accepted(template.format(char)) is expected, (template, hex(ord(char)))
+
+
+def test_every_other_code_point_is_admitted_in_every_position() -> None:
+    """All of U+0100..U+10FFFF but the refused few, in one string per pattern: the patterns
+    admit it (as RFC 6531 3.3 says), and the control check lets it through."""
+    spans = [(0x100, 0x2028), (0x202A, 0xD800), (0xE000, 0x110000)]  # REFUSED_ABOVE_LATIN1 out
+    others = "".join("".join(map(chr, range(*span))) for span in spans)
+    assert len(others) == 0x110000 - 0x100 - 2 - 2048
+    _syntax.check_no_controls("text", others)
+    assert _syntax._DOT_STRING.fullmatch(others)
+    assert _syntax._QUOTED.fullmatch(f'"{others}"')
+    assert _syntax._DOMAIN.fullmatch(others)
+    assert _syntax.is_esmtp_value(others)
+
+
+def test_every_latin1_and_refused_character_in_an_esmtp_value() -> None:
+    for char in [*map(chr, range(0x100)), *sorted(REFUSED_ABOVE_LATIN1)]:
+        expected = char in VALUE or utf8_non_ascii(char)
+        assert _syntax.is_esmtp_value(f"a{char}b") is expected, hex(ord(char))
+
+
+def test_grammar_patterns_have_no_ranges_above_latin1() -> None:
+    """Unicode ranges in a class make sre visit every code point of them when compiling:
+    about 50 ms per import for these patterns. The classes stop at U+00FF and leave the
+    few characters refused above it to check_no_controls."""
+    patterns = [
+        _syntax._DOT_STRING,
+        _syntax._QUOTED,
+        _syntax._DOMAIN,
+        _syntax._GENERAL_LITERAL,
+        _syntax._ESMTP_VALUE,
+        _syntax.ESMTP_KEYWORD,
+        _syntax.SASL_MECHANISM,
+        _syntax._XTEXT,
+    ]
+    for pattern in patterns:
+        assert pattern.pattern.isascii(), pattern.pattern
+        assert "\\u" not in pattern.pattern, pattern.pattern
+        assert "\\U" not in pattern.pattern, pattern.pattern
 
 
 # -- xtext (RFC 3461 4) --------------------------------------------------------------------
