@@ -10,6 +10,11 @@ is testable byte for byte. A session looks like::
     conn.receive_data(b"250-mx.example\\r\\n250 PIPELINING\\r\\n")
     reply = conn.next_event()                         # reply.command is the Ehlo
     conn.extensions.pipelining                        # True
+
+The package exports the connection, the commands, what the connection returns (replies,
+the sentinels, the EHLO extensions, the states) and the errors. The helpers the connection
+is built from (reply parser, DATA encoder, address grammar, xtext) live in their own
+modules: ``_replies``, ``_data``, ``_syntax``.
 """
 
 from ._commands import (
@@ -38,23 +43,18 @@ from ._connection import (
     Event,
     Sentinel,
 )
-from ._data import (
-    MAX_TEXT_LINE,
-    DataEncoder,
-    LineLimit,
-    NewlineNormalizer,
-    encode_data,
-    normalize_newlines,
-)
+
+# Not exported, still importable from here for the modules that import them from here
+# today (smtpsubmit/_body.py, tests/client/test_body_checks.py); their home is _data.
+from ._data import NewlineNormalizer as NewlineNormalizer
+from ._data import normalize_newlines as normalize_newlines
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._extensions import Extensions
-from ._replies import EnhancedStatus, Reply, ReplyParser
+from ._replies import EnhancedStatus, Reply
 from ._state import State
-from ._syntax import validate_address, validate_domain, xtext_decode, xtext_encode
 
 __all__ = [
     "CONNECTION_CLOSED",
-    "MAX_TEXT_LINE",
     "NEED_DATA",
     "Auth",
     "AuthCancel",
@@ -64,33 +64,23 @@ __all__ = [
     "ClientConnection",
     "Command",
     "Data",
-    "DataEncoder",
     "Ehlo",
     "EndOfData",
     "EnhancedStatus",
     "Event",
     "Extensions",
     "Helo",
-    "LineLimit",
     "LocalProtocolError",
     "Mail",
     "MessageData",
-    "NewlineNormalizer",
     "Noop",
     "ProtocolError",
     "Quit",
     "Rcpt",
     "RemoteProtocolError",
     "Reply",
-    "ReplyParser",
     "Rset",
     "Sentinel",
     "StartTLS",
     "State",
-    "encode_data",
-    "normalize_newlines",
-    "validate_address",
-    "validate_domain",
-    "xtext_decode",
-    "xtext_encode",
 ]

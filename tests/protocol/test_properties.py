@@ -10,25 +10,21 @@ from smtpsubmit.protocol import (
     Auth,
     ClientConnection,
     Data,
-    DataEncoder,
     Ehlo,
     EnhancedStatus,
     Extensions,
-    LineLimit,
     LocalProtocolError,
     Mail,
     Rcpt,
     RemoteProtocolError,
     Reply,
-    ReplyParser,
     Sentinel,
     StartTLS,
     State,
-    encode_data,
-    normalize_newlines,
-    xtext_decode,
-    xtext_encode,
 )
+from smtpsubmit.protocol._data import DataEncoder, LineLimit, encode_data, normalize_newlines
+from smtpsubmit.protocol._replies import ReplyParser
+from smtpsubmit.protocol._syntax import xtext_decode, xtext_encode
 
 from .helpers import ehlo_reply, greeted, ready, reply
 

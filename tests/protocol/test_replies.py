@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 import pytest
 
-from smtpsubmit.protocol import EnhancedStatus, RemoteProtocolError, Reply, ReplyParser
+from smtpsubmit.protocol import EnhancedStatus, RemoteProtocolError, Reply
+from smtpsubmit.protocol._replies import ReplyParser
 
 from .helpers import parse_replies
 
