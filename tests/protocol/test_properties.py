@@ -265,6 +265,36 @@ def test_rendered_reply_parses_back_equal(
     assert parser.buffered == 0
 
 
+@FAST
+@given(
+    code=CODES.filter(lambda code: code // 100 != 3),
+    lines=LINES,
+    subject=st.integers(0, 999),
+    detail=st.integers(0, 999),
+    widths=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    cuts=CUTS,
+)
+def test_enhanced_code_with_leading_zeros_parses_to_the_same_status(
+    code: int,
+    lines: tuple[str, ...],
+    subject: int,
+    detail: int,
+    widths: tuple[int, int],
+    cuts: list[int],
+) -> None:
+    """RFC 3463 2 subject and detail are 1*3digit: "5.07.001" is 5.7.1, leading zeros off."""
+    written = f"{code // 100}.{subject:0{widths[0]}d}.{detail:0{widths[1]}d}"
+    status = EnhancedStatus(code // 100, subject, detail)
+    assert EnhancedStatus.parse(written) == status
+    data = b"".join(
+        f"{code}{'-' if i < len(lines) - 1 else ' '}{written} {text}\r\n".encode()
+        for i, text in enumerate(lines)
+    )
+    parser = ReplyParser(max_line=10_000)
+    parser.enhanced_status_codes = True
+    assert _parse_all(parser, data, cuts) == [Reply(code, lines, status)]
+
+
 # -- (3) xtext -----------------------------------------------------------------------------
 
 
