@@ -487,32 +487,9 @@ def test_extensions_from_a_real_ehlo_reply_never_break_the_connection(
 
 # -- (6) address, domain and parameter checks ---------------------------------------------
 
-ADDRESS_PIECES = st.sampled_from(
-    [
-        "user",
-        "@",
-        ".",
-        "example.com",
-        '"',
-        "\\",
-        " ",
-        "[",
-        "]",
-        "IPv6:",
-        "::1",
-        "127.0.0.1",
-        "x-tag:",
-        "-",
-        "\u00fc",
-        "\u7528",
-        "\r\n",
-        "\x85",
-        "\u2028",
-        "\ud800",
-        "l" * 64,
-        "d" * 63,
-    ]
-)
+GRAMMAR_PIECES = ["user", "@", ".", "example.com", '"', "\\", " ", "[", "]", "IPv6:", "::1", "-"]
+ODD_PIECES = ["127.0.0.1", "x-tag:", "\u00fc", "\u7528", "\r\n", "\x85", "\u2028", "\ud800"]
+ADDRESS_PIECES = st.sampled_from([*GRAMMAR_PIECES, *ODD_PIECES, "l" * 64, "d" * 63])
 LOCALS = st.sampled_from(["l" * 64, "l" * 65, "\u00fc" * 32, "\u00fc" * 33, '"q l"', "a..b", "a"])
 LABELS = st.sampled_from(
     ["d" * 200, "d" * 63, "com", "\u00fc" * 10, "-a", "a-", "xn--bcher-kva", ""]
