@@ -109,7 +109,8 @@ def is_esmtp_value(value: str) -> bool:
     """Whether ``value`` is an RFC 5321 4.1.2 esmtp-value (RFC 6531 3.3: UTF-8 allowed)."""
     if _ESMTP_VALUE.fullmatch(value) is None:
         return False
-    return value.isascii() or _CONTROLS.search(value) is None  # the class refuses ASCII ones
+    # The class already refuses every ASCII and C1 control; above U+00FF it admits all.
+    return value.isascii() or _CONTROLS.search(value) is None
 
 
 def _octets(text: str) -> int:
