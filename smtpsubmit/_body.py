@@ -10,7 +10,7 @@ import anyio
 import anyio.to_thread
 
 from ._message import BodyChecker
-from .protocol import NewlineNormalizer
+from .protocol._data import NewlineNormalizer
 
 __all__ = ["CHUNK", "Body", "Stream", "chunks"]
 

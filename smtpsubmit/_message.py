@@ -38,14 +38,9 @@ from typing import Any, Literal
 import idna
 
 from ._errors import MessageError
-from .protocol import (
-    MAX_TEXT_LINE,
-    Extensions,
-    LineLimit,
-    LocalProtocolError,
-    normalize_newlines,
-    validate_address,
-)
+from .protocol import Extensions, LocalProtocolError
+from .protocol._data import MAX_TEXT_LINE, LineLimit, normalize_newlines
+from .protocol._syntax import validate_address
 
 __all__ = [
     "Envelope",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from ..protocol import LocalProtocolError, validate_domain
+from ..protocol import LocalProtocolError
+from ..protocol._syntax import validate_domain
 
 __all__ = ["ehlo_name"]
 

@@ -10,6 +10,11 @@ is testable byte for byte. A session looks like::
     conn.receive_data(b"250-mx.example\\r\\n250 PIPELINING\\r\\n")
     reply = conn.next_event()                         # reply.command is the Ehlo
     conn.extensions.pipelining                        # True
+
+The package exports the connection, the commands, what the connection returns (replies,
+the sentinels, the EHLO extensions, the states) and the errors. The helpers the connection
+is built from (reply parser, DATA encoder, address grammar, xtext) live in their own
+modules: ``_replies``, ``_data``, ``_syntax``.
 """
 
 from ._commands import (
@@ -30,10 +35,6 @@ from ._commands import (
     Rcpt,
     Rset,
     StartTLS,
-    validate_address,
-    validate_domain,
-    xtext_decode,
-    xtext_encode,
 )
 from ._connection import (
     CONNECTION_CLOSED,
@@ -42,22 +43,13 @@ from ._connection import (
     Event,
     Sentinel,
 )
-from ._data import (
-    MAX_TEXT_LINE,
-    DataEncoder,
-    LineLimit,
-    NewlineNormalizer,
-    encode_data,
-    normalize_newlines,
-)
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError, ResponseInjection
 from ._extensions import Extensions
-from ._replies import EnhancedStatus, Reply, ReplyParser
+from ._replies import EnhancedStatus, Reply
 from ._state import State
 
 __all__ = [
     "CONNECTION_CLOSED",
-    "MAX_TEXT_LINE",
     "NEED_DATA",
     "Auth",
     "AuthCancel",
@@ -67,18 +59,15 @@ __all__ = [
     "ClientConnection",
     "Command",
     "Data",
-    "DataEncoder",
     "Ehlo",
     "EndOfData",
     "EnhancedStatus",
     "Event",
     "Extensions",
     "Helo",
-    "LineLimit",
     "LocalProtocolError",
     "Mail",
     "MessageData",
-    "NewlineNormalizer",
     "Noop",
     "ProtocolError",
     "Quit",
@@ -86,15 +75,8 @@ __all__ = [
     "RemoteProtocolError",
     "ResponseInjection",
     "Reply",
-    "ReplyParser",
     "Rset",
     "Sentinel",
     "StartTLS",
     "State",
-    "encode_data",
-    "normalize_newlines",
-    "validate_address",
-    "validate_domain",
-    "xtext_decode",
-    "xtext_encode",
 ]

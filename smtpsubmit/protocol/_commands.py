@@ -7,26 +7,33 @@ Theory of operation:
   invalid command can reach the wire.
 - No argument may contain CR, LF, NUL or any other control character; this is what makes
   SMTP command injection impossible.
-- Line limits come from RFC 5321 4.5.3.1: 512 octets per command line including CRLF,
-  paths of at most 256 octets, local parts of 64 and domains of 255. AUTH lines may be
-  longer (RFC 4954 4: 12288 octets), and the DSN parameters ENVID and ORCPT bring their
-  own allowance (RFC 3461 4.4 and 4.2: 100 and 500 characters).
-- Addresses follow our own RFC 5321 4.1.2 grammar, extended by RFC 6531 for UTF-8;
-  whether the session may carry a UTF-8 address is the connection's business.
+- Line limits come from RFC 5321 4.5.3.1.4: 512 octets per command line including CRLF.
+  AUTH lines may be longer (RFC 4954 4: 12288 octets), and the DSN parameters ENVID and
+  ORCPT bring their own allowance (RFC 3461 4.4 and 4.2: 100 and 500 characters).
+- The grammar (addresses, domains, ESMTP parameters, xtext, with their octet limits)
+  lives in ``_syntax.py``; this module decides which rule applies to which argument.
+  Whether the session may carry a UTF-8 address is the connection's business.
 - ``log_line()`` is what may be logged: AUTH payloads are redacted there and in ``repr``.
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import ClassVar, Literal
 
 from ._errors import LocalProtocolError
+from ._syntax import (
+    ESMTP_KEYWORD,
+    SASL_MECHANISM,
+    check_no_controls,
+    is_esmtp_value,
+    validate_address,
+    validate_domain,
+    xtext_encode,
+)
 
 __all__ = [
     "Auth",
@@ -45,149 +52,12 @@ __all__ = [
     "Rcpt",
     "Rset",
     "StartTLS",
-    "is_ascii_address",
-    "validate_address",
-    "validate_domain",
-    "xtext_decode",
-    "xtext_encode",
 ]
 
 MAX_COMMAND_LINE = 512
 MAX_AUTH_LINE = 12288
-MAX_PATH = 256
-MAX_LOCAL_PART = 64
-MAX_DOMAIN = 255
 MAX_ENVID = 100
 MAX_ORCPT = 500
-
-# RFC 6531 3.3 adds UTF8-non-ascii to atext, qtextSMTP and sub-domain. C1 controls and the
-# Unicode line/paragraph separators stay out: they are controls for our purpose. Lone
-# surrogates stay out too: they cannot be encoded as UTF-8.
-_U = "\u00a0-\u2027\u202a-\ud7ff\ue000-\U0010ffff"
-_ATEXT = rf"[A-Za-z0-9!#$%&'*+\-/=?^_`{{|}}~{_U}]"
-_DOT_STRING = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
-_QUOTED = re.compile(rf'"(?:[\x20\x21\x23-\x5b\x5d-\x7e{_U}]|\\[\x20-\x7e])*"')
-_LETDIG = rf"[A-Za-z0-9{_U}]"
-_SUBDOMAIN = rf"{_LETDIG}(?:[A-Za-z0-9\-{_U}]*{_LETDIG})?"
-_DOMAIN = re.compile(rf"{_SUBDOMAIN}(?:\.{_SUBDOMAIN})*")
-_GENERAL_LITERAL = re.compile(r"[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+")
-_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
-_VALUE = re.compile(rf"[\x21-\x3c\x3e-\x7e{_U}]+")
-_MECHANISM = re.compile(r"[A-Z0-9_-]{1,20}")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-
-
-def _no_controls(what: str, value: str) -> None:
-    match = _CONTROLS.search(value)
-    if match:
-        raise LocalProtocolError(
-            f"{what} contains the control character or lone surrogate {match.group()!r}: {value!r}"
-        )
-
-
-def _octets(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
-def _check_address_literal(literal: str) -> bool:
-    inner = literal[1:-1]
-    if inner.lower().startswith("ipv6:"):
-        if "%" in inner:  # ipaddress accepts zone ids; RFC 5321 4.1.3 IPv6-addr has none
-            return False
-        try:
-            ipaddress.IPv6Address(inner[5:])
-        except ValueError:
-            return False
-        return True
-    try:
-        ipaddress.IPv4Address(inner)
-    except ValueError:
-        return _GENERAL_LITERAL.fullmatch(inner) is not None and ":" in inner
-    return True
-
-
-def validate_domain(domain: str, *, what: str = "domain") -> None:
-    """Check a domain or address literal (RFC 5321 4.1.2, RFC 6531 U-labels allowed)."""
-    _no_controls(what, domain)
-    if domain.startswith("[") and domain.endswith("]"):
-        if not _check_address_literal(domain):
-            raise LocalProtocolError(f"malformed address literal in {what}: {domain!r}")
-        return
-    if not _DOMAIN.fullmatch(domain):
-        raise LocalProtocolError(f"malformed {what}: {domain!r}")
-    if _octets(domain) > MAX_DOMAIN:
-        raise LocalProtocolError(f"{what} longer than {MAX_DOMAIN} octets (RFC 5321 4.5.3.1.2)")
-
-
-#: Addresses already proven valid: mail goes to the same few addresses again and again,
-#: and the grammar's Unicode classes make a check cost microseconds. Cleared when full.
-_VALID_ADDRESSES: set[str] = set()
-_VALID_CACHE_SIZE = 4096
-
-
-def validate_address(address: str, *, what: str = "address") -> None:
-    """Check ``local-part@domain`` against RFC 5321 4.1.2 (with RFC 6531 UTF-8).
-
-    Raises :class:`LocalProtocolError` naming the problem. The empty string (null
-    reverse-path) is the caller's special case, not accepted here.
-    """
-    if address in _VALID_ADDRESSES:
-        return
-    _check_address(address, what)
-    if len(_VALID_ADDRESSES) >= _VALID_CACHE_SIZE:
-        _VALID_ADDRESSES.clear()
-    _VALID_ADDRESSES.add(address)
-
-
-def _check_address(address: str, what: str) -> None:
-    _no_controls(what, address)
-    local, at, domain = address.rpartition("@")
-    if not at:
-        raise LocalProtocolError(f"{what} has no '@': {address!r}")
-    if not (_DOT_STRING.fullmatch(local) or _QUOTED.fullmatch(local)):
-        raise LocalProtocolError(f"malformed local part in {what}: {address!r}")
-    if _octets(local) > MAX_LOCAL_PART:
-        raise LocalProtocolError(
-            f"local part of {what} longer than {MAX_LOCAL_PART} octets (RFC 5321 4.5.3.1.1)"
-        )
-    validate_domain(domain, what=what)
-    if _octets(address) + 2 > MAX_PATH:
-        raise LocalProtocolError(f"{what} longer than {MAX_PATH} octets (RFC 5321 4.5.3.1.3)")
-
-
-def is_ascii_address(address: str) -> bool:
-    """True when the address needs no SMTPUTF8 (RFC 6531)."""
-    return address.isascii()
-
-
-def xtext_encode(text: str) -> str:
-    """RFC 3461 4: encode as xtext ("+" and "=" and anything outside 33..126 as +HH)."""
-    out = []
-    for byte in text.encode("utf-8"):
-        if 33 <= byte <= 126 and byte not in (0x2B, 0x3D):
-            out.append(chr(byte))
-        else:
-            out.append(f"+{byte:02X}")
-    return "".join(out)
-
-
-_XTEXT = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*")
-
-
-def xtext_decode(text: str) -> str:
-    """Inverse of :func:`xtext_encode`; raises ``ValueError`` on malformed xtext."""
-    if not _XTEXT.fullmatch(text):
-        raise ValueError(f"malformed xtext: {text!r}")
-    raw = bytearray()
-    i = 0
-    while i < len(text):
-        if text[i] == "+":
-            raw.append(int(text[i + 1 : i + 3], 16))
-            i += 3
-        else:
-            raw.append(ord(text[i]))
-            i += 1
-    return raw.decode("utf-8", "surrogateescape")
 
 
 def _check_params(params: Mapping[str, str | None], typed: frozenset[str]) -> None:
@@ -196,9 +66,9 @@ def _check_params(params: Mapping[str, str | None], typed: frozenset[str]) -> No
         return
     seen: set[str] = set()
     for keyword, value in params.items():
-        if not _KEYWORD.fullmatch(keyword):
+        if not ESMTP_KEYWORD.fullmatch(keyword):
             raise LocalProtocolError(f"malformed ESMTP parameter keyword: {keyword!r}")
-        if value is not None and not _VALUE.fullmatch(value):
+        if value is not None and not is_esmtp_value(value):
             raise LocalProtocolError(f"malformed value for ESMTP parameter {keyword}: {value!r}")
         # Keywords are case-insensitive (RFC 5321 4.1.2); a typed one in params would
         # bypass the checks made on the typed field (e.g. REQUIRETLS needs TLS).
@@ -324,7 +194,7 @@ class Auth(Command):
     verb: ClassVar[str] = "AUTH"
 
     def __post_init__(self) -> None:
-        if not _MECHANISM.fullmatch(self.mechanism):
+        if not SASL_MECHANISM.fullmatch(self.mechanism):
             raise LocalProtocolError(f"malformed SASL mechanism name: {self.mechanism!r}")
         self.render()  # the line limit
 
@@ -407,7 +277,7 @@ class Mail(Command):
         if self.ret not in (None, "FULL", "HDRS"):
             raise LocalProtocolError(f"RET must be FULL or HDRS: {self.ret!r}")
         if self.envid is not None:
-            _no_controls("ENVID", self.envid)
+            check_no_controls("ENVID", self.envid)
             if len(xtext_encode(self.envid)) > MAX_ENVID:
                 raise LocalProtocolError(f"ENVID longer than {MAX_ENVID} characters (RFC 3461)")
         _check_params(self.params, _MAIL_TYPED)
@@ -474,7 +344,7 @@ class Rcpt(Command):
             if "NEVER" in self.notify and len(self.notify) > 1:
                 raise LocalProtocolError("NOTIFY=NEVER cannot be combined (RFC 3461 4.1)")
         if self.orcpt is not None:
-            _no_controls("ORCPT", self.orcpt)
+            check_no_controls("ORCPT", self.orcpt)
             if len(self._orcpt_value()) > MAX_ORCPT:
                 raise LocalProtocolError(f"ORCPT longer than {MAX_ORCPT} characters (RFC 3461)")
         _check_params(self.params, _RCPT_TYPED)

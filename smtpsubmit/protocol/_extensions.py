@@ -7,14 +7,14 @@ pre-standard ``AUTH=LOGIN PLAIN`` form some old servers send is merged into ``AU
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from ._syntax import ESMTP_KEYWORD
+
 __all__ = ["Extensions"]
 
-_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -45,7 +45,7 @@ class Extensions:
                 # Old servers (pre RFC 2554) send "AUTH=LOGIN PLAIN".
                 auth.update(m.upper() for m in (keyword[5:] + " " + params).split())
                 continue
-            if not _KEYWORD.fullmatch(keyword):
+            if not ESMTP_KEYWORD.fullmatch(keyword):
                 continue
             keyword = keyword.upper()
             keywords[keyword] = params.strip()

@@ -11,6 +11,9 @@ Theory of operation:
   is crossed, without waiting for the line to end.
 - Every line of a multi-line reply must carry the same code (RFC 5321 4.2.1); the code
   must match the grammar ``%x32-35 %x30-35 %x30-39``.
+- An enhanced status code is read by the RFC 3463 2 grammar, ``class "." 1*3digit "."
+  1*3digit``. Its prose forbids leading zeros, but servers send them (``5.07.01``): the
+  code is read all the same and normalised (``EnhancedStatus(5, 7, 1)``, ``"5.7.1"``).
 - Reply text is decoded as UTF-8 (invalid bytes escaped) and control characters are
   escaped as ``\\xNN`` (``\\u2028`` for the Unicode line separators), so text from a
   hostile server is always safe to print or log.
@@ -43,7 +46,7 @@ _RECENT = 64
 
 #: What a reply is made of: code, lines of text, enhanced status.
 ReplyParts = tuple[int, tuple[str, ...], "EnhancedStatus | None"]
-_ENHANCED = re.compile(r"([245])\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})(?: |$)")
+_ENHANCED = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |$)")
 # C0 (but TAB), DEL, C1 and the Unicode line/paragraph separators: a hostile server must
 # not be able to start a new log line or a terminal escape sequence.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
@@ -62,7 +65,10 @@ def _escape_controls(text: str) -> str:
 
 @dataclass(frozen=True, order=True)
 class EnhancedStatus:
-    """An RFC 3463 enhanced status code ``class.subject.detail``, e.g. ``5.1.1``."""
+    """An RFC 3463 enhanced status code ``class.subject.detail``, e.g. ``5.1.1``.
+
+    Its ``str`` is the canonical form, without leading zeros (RFC 3463 2).
+    """
 
     klass: int
     subject: int
@@ -70,7 +76,8 @@ class EnhancedStatus:
 
     @classmethod
     def parse(cls, text: str) -> EnhancedStatus:
-        """Parse ``"5.7.8"``; raises ``ValueError`` when malformed."""
+        """Parse ``"5.7.8"`` (or ``"5.07.008"``, the same code); raises ``ValueError``
+        when malformed."""
         match = _ENHANCED.fullmatch(text)
         if match is None:
             raise ValueError(f"not an enhanced status code: {text!r}")
@@ -243,13 +250,15 @@ class ReplyParser:
 
 @functools.lru_cache(maxsize=256)
 def _status(klass: str, subject: str, detail: str) -> tuple[EnhancedStatus, str]:
-    """Statuses repeat all day long (2.1.0, 2.1.5, 2.0.0): build each once."""
+    """Statuses repeat all day long (2.1.0, 2.1.5, 2.0.0): build each once. Returns the
+    status and the code as the server wrote it (with any leading zeros)."""
     status = EnhancedStatus(int(klass), int(subject), int(detail))
-    return status, str(status)
+    return status, f"{klass}.{subject}.{detail}"
 
 
 def _split_enhanced(code: int, texts: list[str]) -> tuple[EnhancedStatus | None, list[str]]:
-    """Take the RFC 3463 status off each line; its class must match the reply's (RFC 3463 2)."""
+    """Take the RFC 3463 status of the first line off each line that starts with it; its
+    class must match the reply's (RFC 3463 2)."""
     match = _ENHANCED.match(texts[0])
     if match is None or int(match[1]) != code // 100:
         return None, texts
@@ -259,6 +268,10 @@ def _split_enhanced(code: int, texts: list[str]) -> tuple[EnhancedStatus | None,
         # "5.1.1" must not be taken off "5.1.10 ...": the code ends at a space or the end.
         if text == prefix or text.startswith(prefix + " "):
             text = text[len(prefix) + 1 :]
+        else:  # the same code written another way ("5.7.1" after "5.07.01")?
+            other = _ENHANCED.match(text)
+            if other is not None and _status(other[1], other[2], other[3])[0] == status:
+                text = text[other.end() :]
         stripped.append(text)
     return status, stripped
 

@@ -6,7 +6,8 @@ import pytest
 
 from smtpsubmit import MessageError
 from smtpsubmit._message import _SLICE, BodyChecker, prepare_raw
-from smtpsubmit.protocol import Extensions, normalize_newlines
+from smtpsubmit.protocol import Extensions
+from smtpsubmit.protocol._data import normalize_newlines
 
 EXT = Extensions.parse(["mx.example", "8BITMIME"])
 LINE = b"x" * 76 + b"\r\n"  # 78 octets: slices of 1 MiB fall inside a line

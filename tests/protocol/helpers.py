@@ -8,9 +8,9 @@ from smtpsubmit.protocol import (
     Ehlo,
     Event,
     Reply,
-    ReplyParser,
     State,
 )
+from smtpsubmit.protocol._replies import ReplyParser
 
 #: Every reader is fed all at once, one byte at a time, and followed by the start of
 #: the next reply in the same read.

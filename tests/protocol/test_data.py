@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from smtpsubmit.protocol import (
+from smtpsubmit.protocol import LocalProtocolError
+from smtpsubmit.protocol._data import (
     MAX_TEXT_LINE,
     DataEncoder,
     LineLimit,
-    LocalProtocolError,
     encode_data,
     normalize_newlines,
 )

@@ -1,4 +1,11 @@
-"""Property tests: fuzzed input never breaks the core; encodings round-trip."""
+"""Property tests: fuzzed input never breaks the core; encodings round-trip.
+
+Every parser in the core is fuzzed here with one contract: it parses, or raises the error
+it documents (RemoteProtocolError for server bytes, LocalProtocolError for what the
+caller builds, ValueError for EnhancedStatus.parse and xtext_decode), never anything
+else. The parsers: ReplyParser and ClientConnection (1), EnhancedStatus.parse (2),
+xtext_decode (3), Extensions.parse (5), address, domain and parameter checks (6).
+"""
 
 from __future__ import annotations
 
@@ -10,22 +17,25 @@ from smtpsubmit.protocol import (
     Auth,
     ClientConnection,
     Data,
-    DataEncoder,
     Ehlo,
     EnhancedStatus,
     Extensions,
-    LineLimit,
     LocalProtocolError,
     Mail,
     Rcpt,
     RemoteProtocolError,
     Reply,
-    ReplyParser,
     Sentinel,
     StartTLS,
     State,
-    encode_data,
-    normalize_newlines,
+)
+from smtpsubmit.protocol._data import DataEncoder, LineLimit, encode_data, normalize_newlines
+from smtpsubmit.protocol._replies import ReplyParser
+from smtpsubmit.protocol._syntax import (
+    ESMTP_KEYWORD,
+    is_esmtp_value,
+    validate_address,
+    validate_domain,
     xtext_decode,
     xtext_encode,
 )
@@ -81,6 +91,9 @@ def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 CUTS = st.lists(st.integers(min_value=0, max_value=10_000), max_size=8)
+
+# Every code point, lone surrogates included (st.text() leaves them out by default).
+ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=40)
 
 
 # -- (1) fuzzing readers -------------------------------------------------------------------
@@ -269,6 +282,59 @@ def test_rendered_reply_parses_back_equal(
     assert parser.buffered == 0
 
 
+@FAST
+@given(
+    code=CODES.filter(lambda code: code // 100 != 3),
+    lines=LINES,
+    subject=st.integers(0, 999),
+    detail=st.integers(0, 999),
+    widths=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    cuts=CUTS,
+)
+def test_enhanced_code_with_leading_zeros_parses_to_the_same_status(
+    code: int,
+    lines: tuple[str, ...],
+    subject: int,
+    detail: int,
+    widths: tuple[int, int],
+    cuts: list[int],
+) -> None:
+    """RFC 3463 2 subject and detail are 1*3digit: "5.07.001" is 5.7.1, leading zeros off."""
+    written = f"{code // 100}.{subject:0{widths[0]}d}.{detail:0{widths[1]}d}"
+    status = EnhancedStatus(code // 100, subject, detail)
+    assert EnhancedStatus.parse(written) == status
+    data = b"".join(
+        f"{code}{'-' if i < len(lines) - 1 else ' '}{written} {text}\r\n".encode()
+        for i, text in enumerate(lines)
+    )
+    parser = ReplyParser(max_line=10_000)
+    parser.enhanced_status_codes = True
+    assert _parse_all(parser, data, cuts) == [Reply(code, lines, status)]
+
+
+DIGITS = st.text("0123456789", max_size=4)
+# Mostly almost a code: "class.digits.digits" and a tail.
+NEAR_CODES = st.tuples(
+    st.sampled_from(["2", "3", "4", "5", "6", "x", ""]),
+    DIGITS,
+    DIGITS,
+    st.sampled_from(["", " ", " text", "x", ".1", "\n"]),
+).map(lambda t: f"{t[0]}.{t[1]}.{t[2]}{t[3]}")
+
+
+@FAST
+@given(text=st.one_of(NEAR_CODES, ANY_TEXT))
+def test_enhanced_status_parse_gives_a_status_or_value_error(text: str) -> None:
+    try:
+        status = EnhancedStatus.parse(text)
+    except ValueError:
+        return
+    assert status.klass in (2, 4, 5)
+    assert 0 <= status.subject <= 999
+    assert 0 <= status.detail <= 999
+    assert EnhancedStatus.parse(str(status)) == status  # the canonical form reads back
+
+
 # -- (3) xtext -----------------------------------------------------------------------------
 
 
@@ -278,6 +344,46 @@ def test_xtext_round_trip(text: str) -> None:
     encoded = xtext_encode(text)
     assert all(33 <= ord(ch) <= 126 and ch != "=" for ch in encoded)
     assert xtext_decode(encoded) == text
+
+
+XTEXT_PIECES = st.sampled_from(["+", "+2B", "+2b", "+3D", "+C3+A9", "+FF", "+G", "=", " ", "a"])
+
+
+@FAST
+@given(
+    text=st.one_of(
+        st.lists(st.one_of(XTEXT_PIECES, st.characters()), max_size=12).map("".join),
+        ANY_TEXT,
+    )
+)
+def test_xtext_decode_gives_text_or_value_error(text: str) -> None:
+    try:
+        decoded = xtext_decode(text)
+    except ValueError:
+        assert not is_xtext(text)
+        return
+    assert is_xtext(text)
+    raw = decoded.encode("utf-8", "surrogateescape")  # the octets the xtext spelled
+    assert len(raw) == len(text) - 2 * text.count("+")
+
+
+def is_xtext(text: str) -> bool:
+    """RFC 3461 4: xtext = *( xchar / hexchar ); xchar is "!".."~" but "+" and "=";
+    hexchar is "+" and two upper-case hex digits."""
+    i = 0
+    while i < len(text):
+        if text[i] == "+":
+            if not (len(text[i + 1 : i + 3]) == 2 and set(text[i + 1 : i + 3]) <= set(HEX)):
+                return False
+            i += 3
+        elif "!" <= text[i] <= "~" and text[i] != "=":
+            i += 1
+        else:
+            return False
+    return True
+
+
+HEX = "0123456789ABCDEF"
 
 
 # -- (4) DATA encoding ---------------------------------------------------------------------
@@ -379,10 +485,71 @@ def test_extensions_from_a_real_ehlo_reply_never_break_the_connection(
     assert conn.extensions == Extensions.parse(got.lines)
 
 
-# -- injection: whatever the arguments, a command is one line ------------------------------
+# -- (6) address, domain and parameter checks ---------------------------------------------
 
-# Every code point, lone surrogates included (st.text() leaves them out by default).
-ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=40)
+GRAMMAR_PIECES = ["user", "@", ".", "example.com", '"', "\\", " ", "[", "]", "IPv6:", "::1", "-"]
+ODD_PIECES = ["127.0.0.1", "x-tag:", "\u00fc", "\u7528", "\r\n", "\x85", "\u2028", "\ud800"]
+ADDRESS_PIECES = st.sampled_from([*GRAMMAR_PIECES, *ODD_PIECES, "l" * 64, "d" * 63])
+LOCALS = st.sampled_from(["l" * 64, "l" * 65, "\u00fc" * 32, "\u00fc" * 33, '"q l"', "a..b", "a"])
+LABELS = st.sampled_from(
+    ["d" * 200, "d" * 63, "com", "\u00fc" * 10, "-a", "a-", "xn--bcher-kva", ""]
+)
+# Mostly almost an address: a local part, "@", labels; often across the octet limits.
+NEAR_ADDRESSES = st.tuples(
+    st.one_of(LOCALS, st.text('l."\\ +\u00fc', max_size=70)),
+    st.lists(LABELS, min_size=1, max_size=4).map(".".join),
+).map("@".join)
+ADDRESSES = st.one_of(
+    NEAR_ADDRESSES,
+    st.lists(st.one_of(ADDRESS_PIECES, ANY_TEXT.map(lambda t: t[:3])), max_size=10).map("".join),
+    ANY_TEXT,
+)
+
+
+@FAST
+@given(address=ADDRESSES)
+def test_validate_address_accepts_or_raises_local_error(address: str) -> None:
+    outcomes = []
+    for _ in range(2):  # the second time the cache may answer: it must answer the same
+        try:
+            validate_address(address)
+            outcomes.append(True)
+        except LocalProtocolError:
+            outcomes.append(False)
+    assert outcomes[0] == outcomes[1]
+    if outcomes[0]:
+        local = address.rpartition("@")[0]
+        assert len(local.encode("utf-8")) <= 64
+        assert len(address.encode("utf-8")) + 2 <= 256
+        wire = Rcpt(address).render()
+        assert wire.endswith(b"\r\n")
+        assert not any(ch in wire[:-2] for ch in b"\r\n\x00")
+
+
+@FAST
+@given(domain=st.one_of(st.lists(LABELS, min_size=1, max_size=4).map(".".join), ADDRESSES))
+def test_validate_domain_accepts_or_raises_local_error(domain: str) -> None:
+    try:
+        validate_domain(domain)
+    except LocalProtocolError:
+        return
+    assert domain
+    assert not any(ch in domain for ch in "\r\n\x00 @\x85\u2028\u2029")
+    assert len(domain.encode("utf-8")) <= 255 or domain.startswith("[")  # no lone surrogate
+
+
+@FAST
+@given(text=st.one_of(ANY_TEXT, ADDRESSES))
+def test_parameter_checks_give_a_bool_and_nothing_else(text: str) -> None:
+    if is_esmtp_value(text):
+        assert text
+        assert not any(ch in text for ch in "= \r\n\x00\u2028")
+    if ESMTP_KEYWORD.fullmatch(text):
+        assert text.isascii()
+        assert text[0] != "-"
+
+
+# -- injection: whatever the arguments, a command is one line ------------------------------
 
 
 @FAST

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 import pytest
 
-from smtpsubmit.protocol import EnhancedStatus, RemoteProtocolError, Reply, ReplyParser
+from smtpsubmit.protocol import EnhancedStatus, RemoteProtocolError, Reply
+from smtpsubmit.protocol._replies import ReplyParser
 
 from .helpers import parse_replies
 
@@ -153,9 +154,21 @@ def enhanced_parser() -> ReplyParser:
         # 3xx replies have no enhanced class.
         (b"354 3.0.0 go ahead\r\n", None, ("3.0.0 go ahead",)),
         (b"354 2.0.0 go ahead\r\n", None, ("2.0.0 go ahead",)),
+        # RFC 3463 2: subject and detail are 1*3digit. Leading zeros break its prose ("MUST
+        # be expressed without leading zero digits") but not its grammar: read, normalised.
+        (b"250 2.01.0 leading zero\r\n", EnhancedStatus(2, 1, 0), ("leading zero",)),
+        (b"250 2.0.00 Ok\r\n", EnhancedStatus(2, 0, 0), ("Ok",)),
+        (b"451 4.07.001 Try later\r\n", EnhancedStatus(4, 7, 1), ("Try later",)),
+        (b"550 5.07.01\r\n", EnhancedStatus(5, 7, 1), ("",)),
+        (b"554 5.000.000 x\r\n", EnhancedStatus(5, 0, 0), ("x",)),
+        (b"554 5.099.999 x\r\n", EnhancedStatus(5, 99, 999), ("x",)),
+        (b"550 2.07.01 wrong class\r\n", None, ("2.07.01 wrong class",)),
         # Malformed codes are text.
-        (b"250 2.01.0 leading zero\r\n", None, ("2.01.0 leading zero",)),
         (b"250 2.1000.0 too long\r\n", None, ("2.1000.0 too long",)),
+        (b"250 2.0001.0 too long\r\n", None, ("2.0001.0 too long",)),
+        (b"250 2.1.0000 too long\r\n", None, ("2.1.0000 too long",)),
+        (b"250 2..0 empty\r\n", None, ("2..0 empty",)),
+        (b"250 2.\xd9\xa1.0 arabic digit\r\n", None, ("2.\u0661.0 arabic digit",)),
         (b"250 2.0.0x glued\r\n", None, ("2.0.0x glued",)),
         (b"250 2.0 short\r\n", None, ("2.0 short",)),
         (b"250 OK\r\n", None, ("OK",)),
@@ -183,11 +196,22 @@ def test_enhanced_code_taken_off_every_line_of_a_multi_line_reply(feed_mode: str
     assert got.lines == ("first", "", "5.1.10 other code", "last")
 
 
+def test_enhanced_code_with_leading_zeros_taken_off_every_line(feed_mode: str) -> None:
+    data = b"550-5.07.01 first\r\n550-5.7.1 same code\r\n550-5.7.10 other\r\n550 5.07.01\r\n"
+    (got,) = parse_replies(data, feed_mode, enhanced_parser())
+    assert got.enhanced == EnhancedStatus(5, 7, 1)
+    assert str(got.enhanced) == "5.7.1"
+    assert got.lines == ("first", "same code", "5.7.10 other", "")
+    assert str(got) == "550 5.7.1 first\nsame code\n5.7.10 other"
+
+
 def test_enhanced_status_parse_and_str() -> None:
     assert EnhancedStatus.parse("5.7.8") == EnhancedStatus(5, 7, 8)
+    assert EnhancedStatus.parse("5.07.008") == EnhancedStatus(5, 7, 8)
+    assert str(EnhancedStatus.parse("4.07.001")) == "4.7.1"
     assert str(EnhancedStatus(4, 12, 345)) == "4.12.345"
     assert EnhancedStatus(4, 7, 1) < EnhancedStatus(5, 0, 0)
-    for bad in ["", "5.7", "3.0.0", "5.07.8", "5.7.8.1", "x.y.z", "5.7.8x"]:
+    for bad in ["", "5.7", "3.0.0", "5.7.8.1", "x.y.z", "5.7.8x", "5.0007.8", "5.7.1000"]:
         with pytest.raises(ValueError, match="not an enhanced status code"):
             EnhancedStatus.parse(bad)
 
