@@ -312,3 +312,27 @@ async def test_batch_with_a_refusal_in_the_middle_against_postfix(
         assert result.queue_id
     for index in (0, 1, 3, 4, 5):
         interop_servers.postfix.wait_for_messages(good[index])
+
+
+async def test_retry_policy_against_postfix_retries_450_not_550(interop_servers) -> None:
+    # Postfix answers tempfail@ with 450 and rejected@ with 550 at RCPT, every time: the 450
+    # recipient is tried again (alone) until the attempts run out, the 550 one never, and
+    # the good recipient gets the message once.
+    good = interop_servers.unique_address("retry")
+    rejected, tempfail = interop_servers.rejected, interop_servers.tempfail
+    data = raw_message(interop_servers.sender, good, BODY)
+    policy = smtpsubmit.RetryPolicy(attempts=3, backoff=0.05)
+    async with postfix_client(interop_servers, retry=policy) as client:
+        result = await client.sendmail(
+            interop_servers.sender, [good, rejected.address, tempfail.address], data
+        )
+    assert result.accepted == (good,)
+    assert result.attempts == 3
+    assert [a.recipients for a in result.history] == [
+        (good, rejected.address, tempfail.address),
+        (tempfail.address,),
+        (tempfail.address,),
+    ]
+    assert result.refused[rejected.address].code == rejected.code
+    assert result.refused[tempfail.address].code == tempfail.code
+    assert len(interop_servers.postfix.wait_for_messages(good)) == 1
