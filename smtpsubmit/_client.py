@@ -27,7 +27,7 @@ from typing import BinaryIO
 import anyio
 
 from ._batch import send_many
-from ._delivery import Delivery, Throttle, deliver_batch
+from ._delivery import Throttle, deliver, deliver_batch
 from ._errors import SMTPError
 from ._gate import Gate
 from ._handshake import Settings, open_session
@@ -246,8 +246,7 @@ class SMTPClient:
             entry = Entry((sender, recipients, bytes(data)), dsn=dsn, requiretls=requiretls)
             return await self._deliver(entry, rcpts)
         entry = Entry((sender, recipients, b""), dsn=dsn, requiretls=requiretls)
-        with self._total_deadline():
-            return await self._attempt(entry, len(rcpts), stream=data)
+        return await self._deliver(entry, rcpts, stream=data)
 
     async def send_batch(
         self,
@@ -328,57 +327,41 @@ class SMTPClient:
 
     # -- internals -----------------------------------------------------------------
 
-    def _policy(self) -> dict[str, bool]:
+    def _policy(self, *, stream: bool = False) -> dict[str, bool]:
+        """The keywords that build a transaction on this client's terms."""
+        if stream:
+            return {"cleartext": self._settings.cleartext}
         return {"chunking": self._settings.chunking, "cleartext": self._settings.cleartext}
 
-    async def _deliver(self, entry: Entry, recipients: tuple[str, ...]) -> SendResult:
-        """Send ``entry`` under the retry policy; the (merged) result, or the last error."""
-        policy = self._settings.retry
-        with self._total_deadline():
-            if policy is None or policy.attempts == 1:
-                return await self._attempt(entry, len(recipients))
-            delivery = Delivery(entry, recipients, policy)
-            following: Entry | None = entry
-            while following is not None:
-                try:
-                    outcome: Outcome = await self._attempt(following, len(delivery.pending))
-                except SMTPError as exc:
-                    outcome = exc
-                following = delivery.record(outcome)
-                if following is not None:
-                    await anyio.sleep(delivery.delay())
-            return delivery.result()
-
-    async def _attempt(
+    async def _deliver(
         self,
         entry: Entry,
-        recipients: int,
-        *,
+        recipients: tuple[str, ...],
         stream: BinaryIO | AsyncIterable[bytes] | None = None,
     ) -> SendResult:
-        """One try: wait for the rate limit, take the session, send one transaction."""
-        throttle = self._throttle
-        if throttle is not None:
-            await throttle.acquire(1, recipients)
-        try:
-            async with self._lock:
-                session = await self._ready()
-                if stream is None:
-                    txn = build(entry, session, **self._policy())
-                else:
-                    assert not isinstance(entry.item, Message)
-                    sender, rcpts, _ = entry.item
-                    txn = build_stream(
-                        sender, rcpts, stream, entry, session, cleartext=self._settings.cleartext
-                    )
-                result = await self._send(session, txn)
-        except SMTPError as exc:
-            if throttle is not None:
-                throttle.observe(exc)
-            raise
-        if throttle is not None:
-            throttle.observe(result)
-        return result
+        """Send ``entry`` under the rate limit and the retry policy (a stream, read once,
+        gets one try); the (merged) result, or the last try's error."""
+
+        async def send_once(entry: Entry) -> Outcome:
+            try:
+                async with self._lock:
+                    session = await self._ready()
+                    if stream is None:
+                        txn = build(entry, session, **self._policy())
+                    else:
+                        assert not isinstance(entry.item, Message)
+                        sender, rcpts, _ = entry.item
+                        cleartext = self._settings.cleartext
+                        txn = build_stream(
+                            sender, rcpts, stream, entry, session, cleartext=cleartext
+                        )
+                    return await self._send(session, txn)
+            except SMTPError as exc:
+                return exc
+
+        retry = self._settings.retry if stream is None else None
+        with self._total_deadline():
+            return await deliver(entry, recipients, send_once, retry, self._throttle)
 
     async def _ready(self) -> Session:
         """The open session, or a new one (the old one closed first)."""

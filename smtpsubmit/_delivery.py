@@ -29,7 +29,7 @@ from .policy import RateLimit, RetryPolicy
 from .policy._rate import TokenBucket, is_throttling
 from .protocol import Reply
 
-__all__ = ["Delivery", "Throttle", "deliver_batch"]
+__all__ = ["Delivery", "Throttle", "deliver", "deliver_batch"]
 
 
 class Delivery:
@@ -154,6 +154,38 @@ class Throttle:
 
 #: Sends one round of entries; one outcome per entry, in order.
 SendRound = Callable[[list[Entry]], Awaitable[list[Outcome]]]
+#: Makes one try of one entry; its outcome (an error is returned, not raised).
+SendOnce = Callable[[Entry], Awaitable[Outcome]]
+
+
+async def deliver(
+    entry: Entry,
+    recipients: tuple[str, ...],
+    send_once: SendOnce,
+    policy: RetryPolicy | None,
+    throttle: Throttle | None,
+) -> SendResult:
+    """Send one message under the rate limit and the retry policy (waiting between tries
+    in the caller's task); its (merged) result, or raise the last try's error."""
+    delivery = Delivery(entry, recipients, policy) if policy and policy.attempts > 1 else None
+    following: Entry | None = entry
+    pending = recipients
+    while True:
+        if throttle is not None:
+            await throttle.acquire(1, len(pending))
+        assert following is not None
+        outcome = await send_once(following)
+        if throttle is not None:
+            throttle.observe(outcome)
+        if delivery is None:
+            if isinstance(outcome, SMTPError):
+                raise outcome
+            return outcome
+        following = delivery.record(outcome)
+        if following is None:
+            return delivery.result()
+        pending = delivery.pending
+        await anyio.sleep(delivery.delay())
 
 
 async def deliver_batch(

@@ -41,7 +41,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._batch import send_many
-from ._delivery import Delivery, Throttle
+from ._delivery import Throttle, deliver
 from ._errors import NotSentError, OutcomeUnknownError, SMTPError, TransientReplyError
 from ._gate import loop_clock
 from ._handshake import Settings, open_session
@@ -290,27 +290,9 @@ class SMTPPool:
     # -- callers -----------------------------------------------------------------------
 
     async def _deliver(self, entry: Entry, recipients: tuple[str, ...]) -> SendResult:
-        """Send under the retry policy: each try goes back into the queue, and waits for
-        its turn in the caller's task, so a worker never sleeps for a retry."""
-        policy = self._settings.retry
-        delivery = Delivery(entry, recipients, policy) if policy and policy.attempts > 1 else None
-        following: Entry | None = entry
-        while following is not None:
-            if self._throttle is not None:
-                pending = delivery.pending if delivery else recipients
-                await self._throttle.acquire(1, len(pending))
-            outcome = await self._submit(following)
-            if self._throttle is not None:
-                self._throttle.observe(outcome)
-            if delivery is None:
-                if isinstance(outcome, SMTPError):
-                    raise outcome
-                return outcome
-            following = delivery.record(outcome)
-            if following is not None:
-                await anyio.sleep(delivery.delay())
-        assert delivery is not None
-        return delivery.result()
+        """Send under the rate limit and the retry policy: each try goes back into the
+        queue and waits for its turn in the caller's task, so a worker never sleeps."""
+        return await deliver(entry, recipients, self._submit, self._settings.retry, self._throttle)
 
     async def _submit(self, entry: Entry) -> Outcome:
         """Queue one try and wait for its outcome."""
