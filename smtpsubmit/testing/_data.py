@@ -1,0 +1,178 @@
+"""The message body on the fake server: DATA (RFC 5321 4.1.1.4), BDAT (RFC 3030) and the
+capture of the accepted message.
+
+Theory of operation:
+
+Rule 1: a message is stored before its final reply is sent, so a client that has read
+``250`` always finds it in ``server.messages``.
+Rule 2: a BDAT chunk is always read in full, whatever the reply will be (RFC 3030 2), or
+its octets would be taken for commands.
+"""
+
+from __future__ import annotations
+
+import secrets
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Literal
+
+import anyio
+
+from ._capture import CapturedMessage, TranscriptEntry
+from ._codec import render_reply
+from ._conn import Connection
+from ._faults import FaultKind
+
+__all__ = ["bdat", "data"]
+
+
+def _transaction_error(conn: Connection) -> tuple[int, str, str] | None:
+    if conn.mail_from is None:
+        return 503, "Need MAIL command", "5.5.1"
+    if not conn.recipients:
+        return 554, "No valid recipients", "5.5.1"
+    return None
+
+
+async def data(conn: Connection, arg: str) -> None:
+    """DATA: 354, then dot-stuffed lines up to ``<CRLF>.<CRLF>`` (RFC 5321 4.5.2)."""
+    faults = conn.ctx.faults.take("DATA")
+    if await conn.apply(faults):
+        return
+    error = _transaction_error(conn)
+    if arg:
+        error = 501, "Syntax: DATA", "5.5.4"
+    elif conn.bdat_started:
+        error = 503, "DATA not allowed after BDAT", "5.5.1"
+    elif conn.mail_from and conn.mail_from.params.get("BODY") == "BINARYMIME":
+        error = 503, "BINARYMIME requires BDAT", "5.5.1"  # RFC 3030 3
+    if error is not None:
+        await conn.reply(*error)
+        return
+    await conn.send(render_reply(354, "End data with <CR><LF>.<CR><LF>"))
+    cut = next((f for f in faults if f.kind is FaultKind.DISCONNECT_MID_DATA), None)
+    if cut is not None and cut.after_bytes <= 0:
+        conn.close("fault: disconnect mid-DATA")
+    limit = conn.cfg.max_message_size
+    body = bytearray()
+    received = 0
+    oversized = False
+    while True:
+        line, too_long = await conn.reader.readline(
+            (limit or 64 * 1024 * 1024) + 3, strict_crlf=True
+        )
+        if line == b".\r\n":
+            break
+        if line.startswith(b"."):
+            line = line[1:]  # RFC 5321 4.5.2 transparency
+        received += len(line)
+        oversized = oversized or too_long or (limit is not None and received > limit)
+        if not oversized:
+            body += line
+        if cut is not None and received >= cut.after_bytes:
+            conn.close(f"fault: disconnect mid-DATA after {received} octets")
+    conn.log("event", f"<{received} octets of message data>")
+    if oversized:
+        conn.reset_transaction()
+        await conn.reply(552, "Message size exceeds fixed maximum size", "5.3.4")
+        return
+    await _end_of_data(conn, bytes(body), "DATA")
+
+
+async def bdat(conn: Connection, arg: str) -> None:
+    """BDAT size [LAST] (RFC 3030 2): one chunk of the message, exactly ``size`` octets."""
+    faults = conn.ctx.faults.take("BDAT")
+    words = arg.split()
+    if not (1 <= len(words) <= 2 and words[0].isdigit()) or (
+        len(words) == 2 and words[1].upper() != "LAST"
+    ):
+        await conn.reply(501, "Syntax: BDAT size [LAST]", "5.5.4")
+        return
+    size, last = int(words[0]), len(words) == 2
+    limit = conn.cfg.max_message_size
+    # RFC 3030 2: the chunk is read whatever the reply will be, or the stream desyncs.
+    if limit is not None and len(conn.chunks) + size > limit:
+        await conn.reader.skip(size)
+        chunk = None
+    else:
+        chunk = await conn.reader.readexactly(size)
+    conn.log("event", f"<{size} octets of BDAT data>")
+    if await conn.apply(faults):
+        conn.reset_transaction()
+        return
+    error = _transaction_error(conn)
+    if error is not None:
+        await conn.reply(*error)
+        return
+    if chunk is None:
+        conn.reset_transaction()
+        await conn.reply(552, "Message size exceeds fixed maximum size", "5.3.4")
+        return
+    conn.bdat_started = True
+    conn.chunks += chunk
+    if last:
+        await _end_of_data(conn, bytes(conn.chunks), "BDAT")
+    else:
+        await conn.reply(250, f"{size} octets received", "2.0.0")
+
+
+async def _end_of_data(conn: Connection, body: bytes, via: Literal["DATA", "BDAT"]) -> None:
+    faults = conn.ctx.faults.take("END_OF_DATA")
+    replaced = [f for f in faults if f.kind is FaultKind.REPLY]
+    if replaced:
+        conn.reset_transaction()
+        await conn.apply(faults)
+        return
+    for fault in faults:
+        if fault.kind is FaultKind.DELAY:
+            conn.log("event", f"fault: delaying {fault.seconds} s")
+            await anyio.sleep(fault.seconds)
+    queue_id = secrets.token_hex(6).upper()
+    reply = conn.render(250, f"Ok: queued as {queue_id}", "2.0.0")
+    dropped = any(f.kind in (FaultKind.DISCONNECT, FaultKind.RAW) for f in faults)
+    _store_message(conn, body, via, queue_id, reply, acknowledged=not dropped)
+    conn.reset_transaction()
+    if not await conn.apply(faults):
+        await conn.send(reply)
+
+
+def _store_message(
+    conn: Connection,
+    body: bytes,
+    via: Literal["DATA", "BDAT"],
+    queue_id: str,
+    reply: bytes,
+    *,
+    acknowledged: bool,
+) -> None:
+    assert conn.mail_from is not None
+    transcript = [
+        *conn.transcript,
+        *(TranscriptEntry("server", line) for line in reply.decode().split("\r\n")[:-1]),
+    ]
+    # The email package works with "\n" line ends; parsing CRLF text would leave "\r" in
+    # every payload. Binary MIME (RFC 3030) is parsed untouched: its CRs may be content.
+    binary = conn.mail_from.params.get("BODY") == "BINARYMIME"
+    parsed = body if binary else body.replace(b"\r\n", b"\n")
+    message = BytesParser(_class=EmailMessage, policy=policy.default).parsebytes(parsed)
+    captured = CapturedMessage(
+        queue_id=queue_id,
+        mail_from=conn.mail_from.address,
+        mail_from_params=dict(conn.mail_from.params),
+        recipients=tuple(conn.recipients),
+        data=body,
+        message=message,
+        via=via,
+        tls=conn.tls,
+        tls_version=conn.tls_version,
+        auth_identity=conn.auth_identity,
+        client_name=conn.client_name,
+        peer=conn.peer,
+        transcript=tuple(transcript),
+        acknowledged=acknowledged,
+    )
+    conn.ctx.faults.message_accepted()
+    conn.ctx.store.add(captured)
+    if conn.cfg.on_message is not None:
+        conn.cfg.on_message(captured)
