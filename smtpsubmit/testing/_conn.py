@@ -8,7 +8,8 @@ change it; nothing else keeps per-connection state.
 Rule 2: ``reset_session`` (after STARTTLS, RFC 3207 4.2) and ``reset_transaction`` (RSET,
 EHLO, end of data) are the only resets.
 Rule 3: every byte to the client goes through ``send``, which also writes the transcript.
-Rule 4: faults are applied here, by ``apply``, so a fault that fires is applied once.
+Rule 4: faults are applied here, by ``apply`` (or its two phases, ``delay`` then ``replace``,
+for a caller with work in between), so each fault acts once per occurrence.
 """
 
 from __future__ import annotations
@@ -132,10 +133,19 @@ class Connection:
 
     async def apply(self, faults: list[Fault]) -> bool:
         """Apply delays, then a replacing fault; True when the normal reply must not follow."""
+        await self.delay(faults)
+        return await self.replace(faults)
+
+    async def delay(self, faults: list[Fault]) -> None:
+        """First phase of ``apply``: sleep for each delay fault."""
         for fault in faults:
             if fault.kind is FaultKind.DELAY:
                 self.log("event", f"fault: delaying {fault.seconds} s")
                 await anyio.sleep(fault.seconds)
+
+    async def replace(self, faults: list[Fault]) -> bool:
+        """Second phase of ``apply``: the first reply, disconnect or raw fault replaces the
+        normal reply; True when one did."""
         for fault in faults:
             if fault.kind is FaultKind.REPLY:
                 await self.reply(fault.code, fault.text, fault.enhanced)

@@ -17,8 +17,6 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Literal
 
-import anyio
-
 from ._capture import CapturedMessage, TranscriptEntry
 from ._codec import render_reply
 from ._conn import Connection
@@ -119,21 +117,19 @@ async def bdat(conn: Connection, arg: str) -> None:
 
 async def _end_of_data(conn: Connection, body: bytes, via: Literal["DATA", "BDAT"]) -> None:
     faults = conn.ctx.faults.take("END_OF_DATA")
-    replaced = [f for f in faults if f.kind is FaultKind.REPLY]
-    if replaced:
-        conn.reset_transaction()
-        await conn.apply(faults)
+    await conn.delay(faults)
+    if any(f.kind is FaultKind.REPLY for f in faults):
+        conn.reset_transaction()  # a scripted refusal: nothing is captured
+        await conn.replace(faults)
         return
-    for fault in faults:
-        if fault.kind is FaultKind.DELAY:
-            conn.log("event", f"fault: delaying {fault.seconds} s")
-            await anyio.sleep(fault.seconds)
     queue_id = secrets.token_hex(6).upper()
     reply = conn.render(250, f"Ok: queued as {queue_id}", "2.0.0")
+    # A disconnect or garbage here is the duplicate-delivery window of RFC 5321 6.1: the
+    # message is taken, the client never learns it.
     dropped = any(f.kind in (FaultKind.DISCONNECT, FaultKind.RAW) for f in faults)
     _store_message(conn, body, via, queue_id, reply, acknowledged=not dropped)
     conn.reset_transaction()
-    if not await conn.apply(faults):
+    if not await conn.replace(faults):
         await conn.send(reply)
 
 
