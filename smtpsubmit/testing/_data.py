@@ -18,7 +18,7 @@ from email.parser import BytesParser
 from typing import Literal
 
 from ._capture import CapturedMessage, TranscriptEntry
-from ._codec import render_reply
+from ._codec import ascii_upper, parse_number, render_reply, split_words
 from ._conn import Connection
 from ._faults import FaultKind
 
@@ -81,13 +81,12 @@ async def data(conn: Connection, arg: str) -> None:
 async def bdat(conn: Connection, arg: str) -> None:
     """BDAT size [LAST] (RFC 3030 2): one chunk of the message, exactly ``size`` octets."""
     faults = conn.ctx.faults.take("BDAT")
-    words = arg.split()
-    if not (1 <= len(words) <= 2 and words[0].isdigit()) or (
-        len(words) == 2 and words[1].upper() != "LAST"
-    ):
+    words = split_words(arg)
+    size = parse_number(words[0]) if 1 <= len(words) <= 2 else None
+    if size is None or (len(words) == 2 and ascii_upper(words[1]) != "LAST"):
         await conn.reply(501, "Syntax: BDAT size [LAST]", "5.5.4")
         return
-    size, last = int(words[0]), len(words) == 2
+    last = len(words) == 2
     limit = conn.cfg.max_message_size
     # RFC 3030 2: the chunk is read whatever the reply will be, or the stream desyncs.
     if limit is not None and len(conn.chunks) + size > limit:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from smtpsubmit.auth import tls_server_end_point
 
+from ._codec import ascii_upper
 from ._faults import Fault, FaultKind
 
 if TYPE_CHECKING:
@@ -129,6 +130,16 @@ def _decode(data: bytes) -> str | None:
         return None
 
 
+def _same_secret(expected: str, given: str) -> bool:
+    # Compared as UTF-8: hmac.compare_digest raises TypeError on a str that is not ASCII.
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def _bearer_token(auth: str) -> str | None:
+    """The token of ``auth=Bearer <token>`` (RFC 6750 2.1: the scheme is case-insensitive)."""
+    return auth[7:] if ascii_upper(auth[:7]) == "BEARER " else None
+
+
 class Mechanism:
     """Base class: one SASL exchange with one client."""
 
@@ -149,9 +160,7 @@ class Mechanism:
 
     def _check_password(self, user: str, password: str) -> SaslStep:
         expected = self._users.get(user)
-        if expected is not None and hmac.compare_digest(
-            saslprep(expected).encode(), saslprep(password).encode()
-        ):
+        if expected is not None and _same_secret(saslprep(expected), saslprep(password)):
             return Success(user)
         return Failure()
 
@@ -211,7 +220,9 @@ class _CramMD5(Mechanism):
         expected = hmac.new(
             saslprep(password).encode(), self._challenge.encode(), hashlib.md5
         ).hexdigest()
-        return Success(user) if hmac.compare_digest(expected, digest.lower()) else Failure()
+        # Bytes: compare_digest raises TypeError on a str that is not ASCII.
+        matches = hmac.compare_digest(expected.encode(), ascii_upper(digest).lower().encode())
+        return Success(user) if matches else Failure()
 
 
 class _XOAuth2(Mechanism):
@@ -231,9 +242,9 @@ class _XOAuth2(Mechanism):
         )
         user = fields.get("user", "")
         auth = fields.get("auth", "")
-        token = auth[7:] if auth[:7].lower() == "bearer " else None
+        token = _bearer_token(auth)
         expected = self._tokens.get(user)
-        if token is not None and expected is not None and hmac.compare_digest(expected, token):
+        if token is not None and expected is not None and _same_secret(expected, token):
             return Success(user)
         self._failed = True
         error = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
@@ -262,9 +273,9 @@ class _OAuthBearer(Mechanism):
             authzid = authzid.replace("=2C", ",").replace("=3D", "=")
         fields = dict(part.split("=", 1) for part in rest.split("\x01") if "=" in part)
         auth = fields.get("auth", "")
-        token = auth[7:] if auth[:7].lower() == "bearer " else ""
+        token = _bearer_token(auth) or ""
         for user, expected in self._tokens.items():
-            if (authzid is None or authzid == user) and hmac.compare_digest(expected, token):
+            if (authzid is None or authzid == user) and _same_secret(expected, token):
                 return Success(user)
         self._failed = True
         error = {"status": "invalid_token", "scope": "email", "openid-configuration": ""}
@@ -482,7 +493,7 @@ def create(
     ``offered`` is what this session advertised (see `offered`), ``channel_binding`` its
     ``tls-server-end-point`` data, ``faults`` the faults that fired on this AUTH command.
     """
-    name = name.upper()
+    name = ascii_upper(name)
     cls = _CLASSES.get(name)
     if cls is None or name not in offered:
         return None
