@@ -51,6 +51,7 @@ async def auth(conn: Connection, arg: str) -> None:
             scram_salt=cfg.scram_salt,
             scram_nonce=cfg.scram_nonce,
             faults=faults,
+            on_fire=conn.fired,
         )
         if mech is None:
             await conn.reply(504, "Unrecognized authentication type", "5.5.4")

@@ -52,8 +52,11 @@ async def ehlo(conn: Connection, arg: str) -> None:
     conn.reset_transaction()
     conn.greeting = "EHLO"
     conn.client_name = arg
-    strip = any(f.kind is FaultKind.STRIP_STARTTLS for f in faults)
-    lines = [f"{conn.cfg.hostname} Hello {arg}", *_keywords(conn, strip_starttls=strip)]
+    strip = [f for f in faults if f.kind is FaultKind.STRIP_STARTTLS]
+    if _starttls_available(conn):  # otherwise there is nothing to strip
+        for fault in strip:
+            conn.fired(fault)
+    lines = [f"{conn.cfg.hostname} Hello {arg}", *_keywords(conn, strip_starttls=bool(strip))]
     await conn.send(render_reply(250, lines))
 
 
@@ -121,7 +124,10 @@ async def starttls(conn: Connection, arg: str) -> None:
     if arg:
         await conn.reply(501, "Syntax: STARTTLS", "5.5.4")
         return
-    extra = b"".join(f.data for f in faults if f.kind is FaultKind.INJECT_AFTER_STARTTLS)
+    injected = [f for f in faults if f.kind is FaultKind.INJECT_AFTER_STARTTLS]
+    extra = b"".join(f.data for f in injected)
+    for fault in injected:
+        conn.fired(fault)
     if extra:
         conn.log("event", "fault: injecting bytes after the STARTTLS reply")
     await conn.send(conn.render(220, "Ready to start TLS", "2.0.0") + extra)
@@ -137,11 +143,16 @@ async def starttls(conn: Connection, arg: str) -> None:
 async def tls_handshake(conn: Connection) -> None:
     """Run the server side of a TLS handshake (STARTTLS or implicit TLS, RFC 8314 3.3)."""
     faults = conn.ctx.faults.take("TLS")
-    kinds = {f.kind for f in faults}
-    if FaultKind.PLAINTEXT_ON_TLS_PORT in kinds and conn.cfg.mode is Mode.IMPLICIT_TLS:
+    plaintext = [f for f in faults if f.kind is FaultKind.PLAINTEXT_ON_TLS_PORT]
+    if plaintext and conn.cfg.mode is Mode.IMPLICIT_TLS:
+        for fault in plaintext:
+            conn.fired(fault)
         conn.log("event", "fault: skipping TLS on the implicit TLS port")
         return
-    wrong = FaultKind.WRONG_HOST_CERTIFICATE in kinds
+    wrong_host = [f for f in faults if f.kind is FaultKind.WRONG_HOST_CERTIFICATE]
+    for fault in wrong_host:
+        conn.fired(fault)
+    wrong = bool(wrong_host)
     if wrong:
         conn.log("event", "fault: presenting a certificate for wrong.example")
     context = conn.ctx.certificates.server_ssl_context(wrong_host=wrong)

@@ -9,7 +9,8 @@ Rule 2: ``reset_session`` (after STARTTLS, RFC 3207 4.2) and ``reset_transaction
 EHLO, end of data) are the only resets.
 Rule 3: every byte to the client goes through ``send``, which also writes the transcript.
 Rule 4: faults are applied here, by ``apply`` (or its two phases, ``delay`` then ``replace``,
-for a caller with work in between), so each fault acts once per occurrence.
+for a caller with work in between), so each fault acts once per occurrence. Whatever
+applies a fault calls ``fired`` at the moment it takes effect, and only then.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from ._reader import Reader
 from ._tls import ServerCertificates
 
 __all__ = ["Close", "Connection", "ServerContext"]
+
+_REPLACING = frozenset({FaultKind.REPLY, FaultKind.DISCONNECT, FaultKind.RAW})
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ class Connection:
         self.recipients: list[Recipient] = []
         self.chunks = bytearray()
         self.bdat_started = False
+        #: A ``disconnect_mid_data`` fault that cuts this body, and the body octets so far:
+        #: over BDAT the cut is counted across chunks.
+        self.body_cut: Fault | None = None
+        self.body_received = 0
 
     def has(self, ext: Extension) -> bool:
         """Whether the server is configured with ``ext``."""
@@ -136,25 +143,37 @@ class Connection:
         await self.delay(faults)
         return await self.replace(faults)
 
+    def fired(self, fault: Fault) -> None:
+        """Record that ``fault`` takes effect now (see ``FaultScript.mark_fired``)."""
+        self.ctx.faults.mark_fired(fault)
+
     async def delay(self, faults: list[Fault]) -> None:
         """First phase of ``apply``: sleep for each delay fault."""
         for fault in faults:
             if fault.kind is FaultKind.DELAY:
+                self.fired(fault)
                 self.log("event", f"fault: delaying {fault.seconds} s")
                 await anyio.sleep(fault.seconds)
 
+    @staticmethod
+    def replacement(faults: list[Fault]) -> Fault | None:
+        """The fault that replaces the normal reply, if any: the first reply, disconnect or
+        raw fault (the others of this occurrence do not fire)."""
+        return next((f for f in faults if f.kind in _REPLACING), None)
+
     async def replace(self, faults: list[Fault]) -> bool:
-        """Second phase of ``apply``: the first reply, disconnect or raw fault replaces the
-        normal reply; True when one did."""
-        for fault in faults:
-            if fault.kind is FaultKind.REPLY:
-                await self.reply(fault.code, fault.text, fault.enhanced)
-                if fault.code == 421:
-                    self.close("421 sent")  # RFC 5321 3.8
-                return True
-            if fault.kind is FaultKind.DISCONNECT:
-                self.close(f"fault: disconnect on {fault.target}")
-            if fault.kind is FaultKind.RAW:
-                await self.send(fault.data)
-                return True
-        return False
+        """Second phase of ``apply``: send the ``replacement`` instead of the normal reply;
+        True when there was one."""
+        fault = self.replacement(faults)
+        if fault is None:
+            return False
+        self.fired(fault)
+        if fault.kind is FaultKind.DISCONNECT:
+            self.close(f"fault: disconnect on {fault.target}")
+        if fault.kind is FaultKind.RAW:
+            await self.send(fault.data)
+            return True
+        await self.reply(fault.code, fault.text, fault.enhanced)
+        if fault.code == 421:
+            self.close("421 sent")  # RFC 5321 3.8
+        return True

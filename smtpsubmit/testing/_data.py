@@ -7,6 +7,9 @@ Rule 1: a message is stored before its final reply is sent, so a client that has
 ``250`` always finds it in ``server.messages``.
 Rule 2: a BDAT chunk is always read in full, whatever the reply will be (RFC 3030 2), or
 its octets would be taken for commands.
+Rule 3: the ``DATA`` fault target is the start of the body however it is sent: the DATA
+command, or the first BDAT chunk of a transaction. A test that scripts a slow or broken
+body phase therefore gets it from a client that uses CHUNKING too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Literal
 from ._capture import CapturedMessage, TranscriptEntry
 from ._codec import ascii_upper, parse_number, render_reply, split_words
 from ._conn import Connection
-from ._faults import FaultKind
+from ._faults import Fault, FaultKind
 
 __all__ = ["bdat", "data"]
 
@@ -49,8 +52,9 @@ async def data(conn: Connection, arg: str) -> None:
         await conn.reply(*error)
         return
     await conn.send(render_reply(354, "End data with <CR><LF>.<CR><LF>"))
-    cut = next((f for f in faults if f.kind is FaultKind.DISCONNECT_MID_DATA), None)
+    cut = _cut(faults)
     if cut is not None and cut.after_bytes <= 0:
+        conn.fired(cut)
         conn.close("fault: disconnect mid-DATA")
     limit = conn.cfg.max_message_size
     body = bytearray()
@@ -69,6 +73,7 @@ async def data(conn: Connection, arg: str) -> None:
         if not oversized:
             body += line
         if cut is not None and received >= cut.after_bytes:
+            conn.fired(cut)
             conn.close(f"fault: disconnect mid-DATA after {received} octets")
     conn.log("event", f"<{received} octets of message data>")
     if oversized:
@@ -80,13 +85,28 @@ async def data(conn: Connection, arg: str) -> None:
 
 async def bdat(conn: Connection, arg: str) -> None:
     """BDAT size [LAST] (RFC 3030 2): one chunk of the message, exactly ``size`` octets."""
-    faults = conn.ctx.faults.take("BDAT")
+    first = not conn.bdat_started
+    # Rule 3: the first chunk is where the body starts, the DATA target's occurrence.
+    faults = conn.ctx.faults.take("DATA") if first else []
+    faults += conn.ctx.faults.take("BDAT")
     words = split_words(arg)
     size = parse_number(words[0]) if 1 <= len(words) <= 2 else None
     if size is None or (len(words) == 2 and ascii_upper(words[1]) != "LAST"):
         await conn.reply(501, "Syntax: BDAT size [LAST]", "5.5.4")
         return
     last = len(words) == 2
+    if first:
+        conn.body_cut = _cut(faults)
+    cut = conn.body_cut
+    if (
+        cut is not None
+        and _transaction_error(conn) is None
+        and conn.body_received + size >= cut.after_bytes
+    ):
+        cut_at = max(0, cut.after_bytes - conn.body_received)
+        await conn.reader.skip(cut_at)
+        conn.fired(cut)
+        conn.close(f"fault: disconnect mid-BDAT after {conn.body_received + cut_at} octets")
     limit = conn.cfg.max_message_size
     # RFC 3030 2: the chunk is read whatever the reply will be, or the stream desyncs.
     if limit is not None and len(conn.chunks) + size > limit:
@@ -94,6 +114,7 @@ async def bdat(conn: Connection, arg: str) -> None:
         chunk = None
     else:
         chunk = await conn.reader.readexactly(size)
+    conn.body_received += size
     conn.log("event", f"<{size} octets of BDAT data>")
     if await conn.apply(faults):
         conn.reset_transaction()
@@ -114,10 +135,15 @@ async def bdat(conn: Connection, arg: str) -> None:
         await conn.reply(250, f"{size} octets received", "2.0.0")
 
 
+def _cut(faults: list[Fault]) -> Fault | None:
+    return next((f for f in faults if f.kind is FaultKind.DISCONNECT_MID_DATA), None)
+
+
 async def _end_of_data(conn: Connection, body: bytes, via: Literal["DATA", "BDAT"]) -> None:
     faults = conn.ctx.faults.take("END_OF_DATA")
     await conn.delay(faults)
-    if any(f.kind is FaultKind.REPLY for f in faults):
+    replacing = conn.replacement(faults)
+    if replacing is not None and replacing.kind is FaultKind.REPLY:
         conn.reset_transaction()  # a scripted refusal: nothing is captured
         await conn.replace(faults)
         return
@@ -125,8 +151,7 @@ async def _end_of_data(conn: Connection, body: bytes, via: Literal["DATA", "BDAT
     reply = conn.render(250, f"Ok: queued as {queue_id}", "2.0.0")
     # A disconnect or garbage here is the duplicate-delivery window of RFC 5321 6.1: the
     # message is taken, the client never learns it.
-    dropped = any(f.kind in (FaultKind.DISCONNECT, FaultKind.RAW) for f in faults)
-    _store_message(conn, body, via, queue_id, reply, acknowledged=not dropped)
+    _store_message(conn, body, via, queue_id, reply, acknowledged=replacing is None)
     conn.reset_transaction()
     if not await conn.replace(faults):
         await conn.send(reply)

@@ -28,7 +28,7 @@ import secrets
 import ssl
 import time
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -424,10 +424,13 @@ class _Drilled(Mechanism):
     server-final message, so a client that checks it (RFC 5802 5.1) must give up.
     """
 
-    def __init__(self, inner: Mechanism, faults: Sequence[Fault]) -> None:
+    def __init__(
+        self, inner: Mechanism, faults: Sequence[Fault], on_fire: Callable[[Fault], None]
+    ) -> None:
         super().__init__(inner._users, inner._tokens, inner._server)
         self._inner = inner
         self._faults = faults
+        self._on_fire = on_fire
         self._challenges = 0
 
     def start(self, initial: bytes | None) -> SaslStep:
@@ -440,18 +443,17 @@ class _Drilled(Mechanism):
         if not isinstance(step, Challenge):
             return step
         self._challenges += 1
-        kinds = {f.kind for f in self._faults}
         inner = self._inner
-        if (
-            FaultKind.SCRAM_BAD_SERVER_SIGNATURE in kinds
-            and isinstance(inner, _Scram)
-            and inner.awaiting_final_ack
-        ):
+        flips = [f for f in self._faults if f.kind is FaultKind.SCRAM_BAD_SERVER_SIGNATURE]
+        if flips and isinstance(inner, _Scram) and inner.awaiting_final_ack:
+            for fault in flips:
+                self._on_fire(fault)
             signature = bytearray(base64.b64decode(step.data[2:]))
             signature[0] ^= 0x01
             step = Challenge(b"v=" + base64.b64encode(bytes(signature)))
         for fault in self._faults:
             if fault.kind is FaultKind.AUTH_CHALLENGE and fault.step == self._challenges:
+                self._on_fire(fault)
                 return Challenge(step.data, raw=fault.data)
         return step
 
@@ -487,11 +489,13 @@ def create(
     scram_salt: bytes | None = None,
     scram_nonce: str | None = None,
     faults: Sequence[Fault] = (),
+    on_fire: Callable[[Fault], None] = lambda fault: None,
 ) -> Mechanism | None:
     """Create the server side of mechanism ``name``, or ``None`` if it is not ``offered``.
 
     ``offered`` is what this session advertised (see `offered`), ``channel_binding`` its
-    ``tls-server-end-point`` data, ``faults`` the faults that fired on this AUTH command.
+    ``tls-server-end-point`` data, ``faults`` the faults taken for this AUTH command;
+    ``on_fire`` is told when a drill among them takes effect.
     """
     name = ascii_upper(name)
     cls = _CLASSES.get(name)
@@ -507,4 +511,4 @@ def create(
                 return None
             mech.channel_binding = channel_binding
     drills = [f for f in faults if f.kind in _DRILLS]
-    return _Drilled(mech, drills) if drills else mech
+    return _Drilled(mech, drills, on_fire) if drills else mech

@@ -92,6 +92,15 @@ class _ServerView:
         """Script more faults; their ``nth`` counts from now on."""
         self._ctx.faults.add(*faults)
 
+    @property
+    def pending_faults(self) -> list[Fault]:
+        """The scripted faults that have not fired yet, in script order.
+
+        When the server stops, a ``required`` one among them fails the test (see
+        ``FaultNotFiredError``).
+        """
+        return self._ctx.faults.pending()
+
     def clear(self) -> None:
         """Forget captured messages and transcripts."""
         self._ctx.store.clear()
@@ -164,6 +173,8 @@ class FakeSMTPServer(_ServerView):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Stop serving; then, if the block raised nothing, raise ``FaultNotFiredError``
+        when a required scripted fault never fired (a failing block keeps its own error)."""
         assert self._task_group is not None
         assert self._listener is not None
         self._running = False
@@ -177,6 +188,8 @@ class FakeSMTPServer(_ServerView):
             if self._given_certificates is None:
                 self._ctx.certificates.close()
             self._port = None
+        if exc_type is None:
+            self._ctx.faults.check_fired()
 
     async def _handle(self, stream: SocketStream) -> None:
         await Session(self._ctx, stream).run()

@@ -99,10 +99,10 @@ class Session:
     async def _greet(self) -> None:
         conn = self._conn
         faults = self._ctx.faults.take("GREETING")
-        for fault in faults:
-            if fault.kind is FaultKind.REPLY and fault.code >= 400:
-                # RFC 5321 3.1: after a 554 greeting, wait for QUIT, answering 503 meanwhile.
-                conn.reject_all = True
+        replacing = conn.replacement(faults)
+        if replacing is not None and replacing.kind is FaultKind.REPLY and replacing.code >= 400:
+            # RFC 5321 3.1: after a 554 greeting, wait for QUIT, answering 503 meanwhile.
+            conn.reject_all = True
         if not await conn.apply(faults):
             await conn.reply(220, f"{self._ctx.config.hostname} ESMTP smtpsubmit fake server")
 

@@ -73,6 +73,7 @@ def test_public_names_are_exactly_these() -> None:
         "FakeSMTPServer",
         "Fault",
         "FaultKind",
+        "FaultNotFiredError",
         "Mode",
         "Recipient",
         "SMTPServerFactory",
