@@ -26,7 +26,7 @@ from ._codec import MailboxArgs, render_reply
 from ._config import Extension, ServerConfig
 from ._faults import Fault, FaultKind, FaultScript
 from ._params import Advertised
-from ._reader import Reader
+from ._reader import IdleTimeout, Reader
 from ._tls import ServerCertificates
 
 __all__ = ["Close", "Connection", "ServerContext"]
@@ -57,7 +57,7 @@ class Connection:
         self.ctx = ctx
         self.cfg = ctx.config
         self.stream = stream
-        self.reader = Reader(stream)
+        self.reader = Reader(stream, idle_timeout=ctx.config.idle_timeout)
         self.transcript = ctx.store.new_transcript()
         remote = stream.extra(SocketAttribute.remote_address, None)
         self.peer: tuple[str, int] = (
@@ -117,13 +117,20 @@ class Connection:
         self.transcript.append(TranscriptEntry(direction, line))
 
     async def send(self, data: bytes) -> None:
-        """Write ``data`` and log its lines; a broken connection unwinds with ``Close``."""
+        """Write ``data`` and log its lines; a broken connection unwinds with ``Close``, a
+        client that reads nothing for the idle timeout with ``IdleTimeout``."""
         for line in data.decode("utf-8", "replace").split("\r\n")[:-1] or [repr(data)]:
             self.log("server", line)
+        idle_timeout = self.cfg.idle_timeout
         try:
-            await self.stream.send(data)
+            # A client that stops reading is as gone as one that stops writing.
+            with anyio.move_on_after(idle_timeout) as idle:
+                await self.stream.send(data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise Close from exc
+        if idle.cancelled_caught:
+            assert idle_timeout is not None
+            raise IdleTimeout(idle_timeout, sending=True)
 
     def render(self, code: int, text: str | list[str], enhanced: str | None = None) -> bytes:
         """Render a reply, with its enhanced code only when the extension is in effect."""

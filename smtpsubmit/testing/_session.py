@@ -14,6 +14,7 @@ commands), ``_data`` (DATA, BDAT, capture) and ``_auth`` (AUTH).
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -25,11 +26,13 @@ from ._codec import MAX_AUTH_LINE, MAX_COMMAND_LINE, split_command
 from ._config import Extension, Mode
 from ._conn import Close, Connection, ServerContext
 from ._faults import FaultKind
-from ._reader import ConnectionClosed
+from ._reader import ConnectionClosed, IdleTimeout
 
 __all__ = ["ServerContext", "Session"]
 
 _CLOSE_TIMEOUT = 5.0
+
+logger = logging.getLogger("smtpsubmit.testing")
 
 Handler = Callable[[Connection, str], Awaitable[None]]
 
@@ -71,6 +74,16 @@ class Session:
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(conn.stream)
             raise
+        except IdleTimeout as exc:
+            conn.log("event", f"closing connection: {exc}")
+            logger.info("fake SMTP server: closing the connection from %s:%s: %s", *conn.peer, exc)
+            if exc.sending:
+                # Unsent octets would keep a graceful close waiting on the same client.
+                with anyio.CancelScope(shield=True):
+                    await anyio.aclose_forcefully(conn.stream)
+                return
+            with contextlib.suppress(Close, IdleTimeout):
+                await conn.reply(421, f"{conn.cfg.hostname} Error: timeout exceeded", "4.4.2")
         except Exception as exc:
             # A bug in the fake server: keep it for ``server.errors`` (the pytest fixtures fail
             # the test on it) before the client can see the connection go away.
