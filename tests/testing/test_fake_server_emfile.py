@@ -9,23 +9,22 @@ wait is bounded; nothing sleeps.
 
 from __future__ import annotations
 
-import queue
 import socket
 import struct
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_smtp_helpers import LineReader
 
 CHILD = Path(__file__).with_name("emfile_child.py")
 BOUND = 20.0  # seconds for any one step; far above what each takes
 
 
 class _Child:
-    """The child process, its stdout read line by line on a thread, with bounded waits."""
+    """The child process, with bounded waits on its output."""
 
     def __init__(self, backend: str) -> None:
         self.proc = subprocess.Popen(
@@ -35,33 +34,15 @@ class _Child:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put("<EOF>")
+        self.output = LineReader(self.proc.stdout, timeout=BOUND)
+        self.seen = self.output.seen
+        self.expect = self.output.expect
 
     def send(self, command: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
-
-    def expect(self, prefix: str) -> str:
-        """The next line starting with ``prefix`` (others are kept in ``seen``)."""
-        while True:
-            try:
-                line = self.lines.get(timeout=BOUND)
-            except queue.Empty:
-                raise AssertionError(f"no {prefix!r} line in {BOUND} s; got {self.seen}") from None
-            self.seen.append(line)
-            if line.startswith(prefix):
-                return line
-            if line == "<EOF>":
-                raise AssertionError(f"child exited before {prefix!r}: {self.seen}")
 
     def end(self) -> None:
         """Whatever happened: end the child, killing it after a bound."""
