@@ -7,6 +7,7 @@ import dataclasses
 import re
 import signal
 import smtplib
+import socket
 import ssl
 import subprocess
 import sys
@@ -94,6 +95,27 @@ def test_serve_prints_its_details_serves_and_stops_on_ctrl_c() -> None:
         assert re.match(r"queued [0-9A-F]{12}: from <a@x> to <b@x> \(\d+ octets", queued)
         assert "auth=cli@example.com" in queued
         assert served.stop(signal.SIGINT) == 0
+        assert not served.ca_dir.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_serve_stopped_by_a_signal_removes_its_temporary_ca(sig: str) -> None:
+    with _serving("--plain", "0") as served:
+        assert served.ca_dir.is_dir()
+        assert served.stop(getattr(signal, sig)) == 0
+        assert not served.ca_dir.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_serve_keeps_a_sigint_it_was_started_with_ignored() -> None:
+    # Like nohup or a shell's background job: SIG_IGN inherited means "do not stop on it".
+    with _serving("--plain", "0", sigint="SIG_IGN") as served:
+        served.proc.send_signal(signal.SIGINT)  # an ignored signal is discarded at once
+        with socket.create_connection(("127.0.0.1", served.port("plain")), timeout=5) as sock:
+            assert sock.recv(4) == b"220 "
+        assert served.proc.poll() is None
+        assert served.stop(signal.SIGTERM) == 0
         assert not served.ca_dir.exists()
 
 
