@@ -95,8 +95,9 @@ async def bdat(conn: Connection, arg: str) -> None:
         await conn.reply(501, "Syntax: BDAT size [LAST]", "5.5.4")
         return
     last = len(words) == 2
-    if first:
+    if first:  # a body starts here (again, after a refused first chunk)
         conn.body_cut = _cut(faults)
+        conn.body_received = 0
     cut = conn.body_cut
     if (
         cut is not None

@@ -301,3 +301,26 @@ def test_fixture_fails_a_passing_test_whose_fault_never_fired(pytester: pytest.P
         ]
     )
     assert "teardown of test_fails_and_its_fault_never_fired" not in result.stdout.str()
+
+
+def test_a_refused_first_chunk_does_not_count_towards_the_cut(
+    smtp_server_factory: SMTPServerFactory,
+) -> None:
+    # times=2: the refused chunk is a DATA occurrence of its own (as a refused DATA
+    # command is); the cut fires on the second, counting that body's octets only.
+    server = _plain(smtp_server_factory, Fault.disconnect_mid_data(after_bytes=10, times=2))
+    with RawClient(server.host, server.port) as client:
+        client.reply()
+        client.cmd("EHLO c")
+        client.send(b"BDAT 8\r\n01234567")  # before MAIL: refused, and no body started
+        assert client.reply()[0] == 503
+        for line in ("MAIL FROM:<a@x>", "RCPT TO:<b@x>"):
+            assert client.cmd(line)[0] == 250
+        client.send(b"BDAT 8\r\n01234567")  # 8 < 10: goes through
+        assert client.reply()[0] == 250
+        client.send(b"BDAT 8 LAST\r\n01234567")
+        with pytest.raises((EOFError, ConnectionResetError)):
+            client.reply()
+    assert _events(server, "closing connection: fault: disconnect mid-") == [
+        "closing connection: fault: disconnect mid-BDAT after 10 octets"
+    ]
