@@ -10,7 +10,7 @@ available automatically (see docs/testing.md).
 
 from ._capture import CapturedMessage, Recipient, TranscriptEntry
 from ._config import ALL_EXTENSIONS, Extension, Mode, ServerConfig
-from ._faults import Fault, FaultKind, Target
+from ._faults import Fault, FaultKind, FaultNotFiredError, Target
 from ._server import FakeSMTPServer, SMTPServerFactory, ThreadedSMTPServer
 from ._tls import ServerCertificates
 
@@ -21,6 +21,7 @@ __all__ = [
     "FakeSMTPServer",
     "Fault",
     "FaultKind",
+    "FaultNotFiredError",
     "Mode",
     "Recipient",
     "SMTPServerFactory",

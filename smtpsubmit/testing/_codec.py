@@ -7,25 +7,55 @@ Rule 2: MAIL/RCPT paths and ESMTP parameters are parsed here (RFC 5321 4.1.2); t
 decides whether a parameter is acceptable, because that depends on what was advertised.
 Rule 3: a reply is rendered here and nowhere else (RFC 5321 4.2.1), so the enhanced status
 code (RFC 2034) is either on every line of a reply or on none.
+Rule 4: the grammars are ASCII (RFC 5234 B.1), so client text is read with ``parse_number``
+and ``ascii_upper``, never with ``str.isdigit()``, ``int()`` or ``str.upper()`` alone: those
+know Unicode (SUPERSCRIPT TWO is a digit to ``isdigit()`` but not to ``int()``, ``int()``
+reads FULLWIDTH DIGIT ONE as 1, LONG S upper-cases to ``S``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = [
     "CommandSyntaxError",
     "MailboxArgs",
+    "ascii_upper",
     "decode_xtext",
     "parse_mailbox_args",
+    "parse_number",
     "render_reply",
     "split_command",
+    "split_words",
 ]
 
 #: RFC 5321 4.5.3.1.4: a command line is at most 512 octets including CRLF.
 MAX_COMMAND_LINE = 512
 #: RFC 4954 4: AUTH command lines and SASL responses may be up to 12288 octets.
 MAX_AUTH_LINE = 12288
+
+
+_DIGITS = re.compile("[0-9]+")
+_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def parse_number(text: str, *, max_digits: int | None = None) -> int | None:
+    """Read ``1*DIGIT`` (ASCII ``0``-``9`` only, RFC 5234 B.1), or return ``None``.
+
+    No sign, no spaces, no other notation; at most ``max_digits`` digits when given.
+    """
+    if _DIGITS.fullmatch(text) is None or (max_digits is not None and len(text) > max_digits):
+        return None
+    return int(text)
+
+
+def ascii_upper(text: str) -> str:
+    """Upper-case the ASCII letters only (RFC 5321 2.4 case-insensitivity is ASCII's).
+
+    Other characters stay as they are, so a non-ASCII lookalike never equals a keyword.
+    """
+    return text.translate(_UPPER)
 
 
 class CommandSyntaxError(ValueError):
@@ -47,7 +77,13 @@ def split_command(line: str) -> tuple[str, str]:
     RFC 5321 2.4: verbs are case-insensitive.
     """
     verb, _, rest = line.strip(" ").partition(" ")
-    return verb.upper(), rest.strip(" ")
+    return ascii_upper(verb), rest.strip(" ")
+
+
+def split_words(text: str) -> list[str]:
+    """Split at SP only (RFC 5321 4.1.2), tolerating several; ``str.split()`` would also
+    split at Unicode spaces such as U+00A0 or U+001C."""
+    return [word for word in text.split(" ") if word]
 
 
 def parse_mailbox_args(text: str, prefix: str) -> MailboxArgs:
@@ -56,7 +92,7 @@ def parse_mailbox_args(text: str, prefix: str) -> MailboxArgs:
     ``prefix`` is ``"FROM:"`` or ``"TO:"``. A space after the colon is tolerated, like most
     servers do. The angle brackets are required; a quoted local part may contain ``>``.
     """
-    if text[: len(prefix)].upper() != prefix:
+    if ascii_upper(text[: len(prefix)]) != prefix:
         verb = "MAIL FROM" if prefix == "FROM:" else "RCPT TO"
         raise CommandSyntaxError(f"Syntax: {verb}:<address>")
     rest = text[len(prefix) :].lstrip(" ")
@@ -69,11 +105,11 @@ def parse_mailbox_args(text: str, prefix: str) -> MailboxArgs:
     if " " in address and '"' not in address:
         raise CommandSyntaxError("Bad address syntax")
     params: dict[str, str | None] = {}
-    for word in rest[end + 1 :].split():
+    for word in split_words(rest[end + 1 :]):
         key, eq, value = word.partition("=")
         if not key or not _is_esmtp_keyword(key):
             raise CommandSyntaxError(f"Bad parameter syntax: {word}")
-        params[key.upper()] = value if eq else None
+        params[ascii_upper(key)] = value if eq else None
     return MailboxArgs(address=address, params=params)
 
 

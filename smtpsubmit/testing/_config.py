@@ -87,6 +87,10 @@ class ServerConfig:
     require_auth: bool = False
     #: Require TLS before MAIL (530 5.7.0), like Postfix's smtpd_tls_security_level=encrypt.
     require_tls: bool = False
+    #: Seconds a connection may stay idle, waiting for the client's bytes or for it to read
+    #: ours, before the server closes it (``421 4.4.2`` first when it was waiting). RFC 5321
+    #: 4.5.3.2.7 asks for at least 5 minutes; ``None``: wait forever.
+    idle_timeout: float | None = 300.0
     #: Scripted faults and security drills, see ``Fault``; stored as a tuple.
     faults: Sequence[Fault] = ()
     #: Called (on the server's event loop thread) for every captured message.
@@ -107,6 +111,8 @@ class ServerConfig:
         object.__setattr__(self, "auth_mechanisms", mechs)
         if self.max_message_size is not None and self.max_message_size < 1:
             raise ValueError("max_message_size must be positive or None")
+        if self.idle_timeout is not None and not self.idle_timeout > 0:
+            raise ValueError("idle_timeout must be positive or None")
 
     def __repr__(self) -> str:
         parts = []

@@ -6,6 +6,13 @@ the TLS handshake) and an occurrence window: it fires on occurrences ``nth`` to
 first connection, succeed on the retry" is expressible). ``times=None`` means forever.
 The ``FaultScript`` does the counting; the session asks it once per occurrence with
 ``take(target)`` and applies what it gets back.
+
+A fault that is taken has not necessarily *fired*: a ``disconnect_mid_data`` on a DATA
+command refused for lack of recipients, or the second of two replacing faults, changed
+nothing. The session calls ``mark_fired`` where a fault takes effect, and only there. A
+``required`` fault (the default) that never fired makes the server fail the test when it
+stops (``FaultNotFiredError``): the test scripted a failure that did not happen, so it
+checked nothing.
 """
 
 from __future__ import annotations
@@ -14,14 +21,16 @@ import enum
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-__all__ = ["Fault", "FaultKind", "FaultScript", "Target"]
+__all__ = ["Fault", "FaultKind", "FaultNotFiredError", "FaultScript", "Target"]
 
-#: What a fault can be attached to. ``GREETING`` is the 220 banner, ``END_OF_DATA`` the reply
-#: after ``<CRLF>.<CRLF>`` (or after ``BDAT ... LAST``), ``TLS`` the TLS handshake.
+#: What a fault can be attached to. ``GREETING`` is the 220 banner, ``TLS`` the TLS handshake.
+#: ``DATA`` is the start of the message body however it is sent: the DATA command, or the
+#: first BDAT chunk of a transaction (RFC 3030). ``BDAT`` is every BDAT command.
+#: ``END_OF_DATA`` is the final reply, after ``<CRLF>.<CRLF>`` or after ``BDAT ... LAST``.
 Target = Literal[
     "GREETING",
     "EHLO",
@@ -77,6 +86,8 @@ class Fault:
     max_messages: int = 0
     window: float = 0.0
     step: int = 1
+    #: If True (the default), the server fails the test when this fault never fired.
+    required: bool = True
 
     def __post_init__(self) -> None:
         if self.nth < 1 or self.step < 1 or (self.times is not None and self.times < 1):
@@ -92,6 +103,7 @@ class Fault:
         text: str = "Scripted failure",
         nth: int = 1,
         times: int | None = 1,
+        required: bool = True,
     ) -> Fault:
         """Answer the target with this reply instead of the normal one.
 
@@ -108,40 +120,78 @@ class Fault:
             text=text,
             nth=nth,
             times=times,
+            required=required,
         )
 
     @classmethod
-    def shutdown_421(cls, target: Target, *, nth: int = 1, times: int | None = 1) -> Fault:
+    def shutdown_421(
+        cls, target: Target, *, nth: int = 1, times: int | None = 1, required: bool = True
+    ) -> Fault:
         """Reply ``421 4.3.2 Service shutting down`` and close (RFC 5321 3.8)."""
         return cls.reply(
-            target, code=421, enhanced="4.3.2", text="Service shutting down", nth=nth, times=times
+            target,
+            code=421,
+            enhanced="4.3.2",
+            text="Service shutting down",
+            nth=nth,
+            times=times,
+            required=required,
         )
 
     @classmethod
-    def delay(cls, target: Target, *, seconds: float, nth: int = 1, times: int | None = 1) -> Fault:
-        """Wait ``seconds`` before replying (for client timeout tests)."""
-        return cls(kind=FaultKind.DELAY, target=target, seconds=seconds, nth=nth, times=times)
+    def delay(
+        cls,
+        target: Target,
+        *,
+        seconds: float,
+        nth: int = 1,
+        times: int | None = 1,
+        required: bool = True,
+    ) -> Fault:
+        """Wait ``seconds`` before replying (for client timeout tests).
+
+        On ``DATA`` the wait comes before the ``354``, or, when the client sends the body
+        with BDAT, before the reply to its first chunk.
+        """
+        return cls(
+            kind=FaultKind.DELAY,
+            target=target,
+            seconds=seconds,
+            nth=nth,
+            times=times,
+            required=required,
+        )
 
     @classmethod
-    def disconnect(cls, target: Target, *, nth: int = 1, times: int | None = 1) -> Fault:
+    def disconnect(
+        cls, target: Target, *, nth: int = 1, times: int | None = 1, required: bool = True
+    ) -> Fault:
         """Close the connection instead of replying.
 
         On ``END_OF_DATA`` the message has been received and is captured (with
         ``acknowledged=False``): the duplicate-delivery window of RFC 5321 6.1 / RFC 1047.
         """
-        return cls(kind=FaultKind.DISCONNECT, target=target, nth=nth, times=times)
+        return cls(
+            kind=FaultKind.DISCONNECT, target=target, nth=nth, times=times, required=required
+        )
 
     @classmethod
     def disconnect_mid_data(
-        cls, *, after_bytes: int = 0, nth: int = 1, times: int | None = 1
+        cls, *, after_bytes: int = 0, nth: int = 1, times: int | None = 1, required: bool = True
     ) -> Fault:
-        """After ``354``, read at least ``after_bytes`` message octets, then close."""
+        """Once the body starts, read at least ``after_bytes`` of its octets, then close.
+
+        The body starts after the ``354`` reply to DATA, or with the first BDAT chunk (then
+        ``after_bytes=0`` closes before that chunk is read, and the count runs across
+        chunks). ``nth`` counts message bodies.
+        """
         return cls(
             kind=FaultKind.DISCONNECT_MID_DATA,
             target="DATA",
             after_bytes=after_bytes,
             nth=nth,
             times=times,
+            required=required,
         )
 
     @classmethod
@@ -152,24 +202,44 @@ class Fault:
         data: bytes = b"this is not an SMTP reply\r\n",
         nth: int = 1,
         times: int | None = 1,
+        required: bool = True,
     ) -> Fault:
         """Send ``data`` (not a valid reply) instead of the reply."""
-        return cls(kind=FaultKind.RAW, target=target, data=data, nth=nth, times=times)
+        return cls(
+            kind=FaultKind.RAW, target=target, data=data, nth=nth, times=times, required=required
+        )
 
     @classmethod
     def oversized_reply(
-        cls, target: Target, *, size: int = 100_000, nth: int = 1, times: int | None = 1
+        cls,
+        target: Target,
+        *,
+        size: int = 100_000,
+        nth: int = 1,
+        times: int | None = 1,
+        required: bool = True,
     ) -> Fault:
         """Send a single ``250`` line of ``size`` octets (RFC 5321 4.5.3.1.5 allows 512)."""
         data = b"250 " + b"x" * max(0, size - 6) + b"\r\n"
-        return cls(kind=FaultKind.RAW, target=target, data=data, nth=nth, times=times)
+        return cls(
+            kind=FaultKind.RAW, target=target, data=data, nth=nth, times=times, required=required
+        )
 
     @classmethod
     def rate_limit(
-        cls, *, max_messages: int, window: float = 60.0, code: Literal[421, 450] = 450
+        cls,
+        *,
+        max_messages: int,
+        window: float = 60.0,
+        code: Literal[421, 450] = 450,
+        required: bool = False,
     ) -> Fault:
         """After ``max_messages`` accepted messages within ``window`` seconds, refuse MAIL
-        with ``450 4.7.0`` (or ``421 4.7.0`` and close)."""
+        with ``450 4.7.0`` (or ``421 4.7.0`` and close).
+
+        Not ``required`` by default, unlike the other faults: a limit the client stays
+        under is a valid test of the client's own throttling.
+        """
         return cls(
             kind=FaultKind.RATE_LIMIT,
             target="MAIL",
@@ -179,45 +249,91 @@ class Fault:
             max_messages=max_messages,
             window=window,
             times=None,
+            required=required,
         )
 
     @classmethod
-    def strip_starttls(cls, *, nth: int = 1, times: int | None = None) -> Fault:
+    def strip_starttls(
+        cls, *, nth: int = 1, times: int | None = None, required: bool = True
+    ) -> Fault:
         """Drill: leave STARTTLS out of the EHLO reply, as a downgrade attacker would
-        (RFC 3207 6, RFC 8314 5.2). The STARTTLS command itself still works."""
-        return cls(kind=FaultKind.STRIP_STARTTLS, target="EHLO", nth=nth, times=times)
+        (RFC 3207 6, RFC 8314 5.2). The STARTTLS command itself still works. Fires only
+        where STARTTLS would have been advertised."""
+        return cls(
+            kind=FaultKind.STRIP_STARTTLS, target="EHLO", nth=nth, times=times, required=required
+        )
 
     @classmethod
     def inject_after_starttls(
-        cls, data: bytes = b"250 injected\r\n", *, nth: int = 1, times: int | None = None
+        cls,
+        data: bytes = b"250 injected\r\n",
+        *,
+        nth: int = 1,
+        times: int | None = None,
+        required: bool = True,
     ) -> Fault:
         """Drill: send ``data`` in the same write as the ``220`` STARTTLS reply, before the
         handshake (response injection, RFC 3207 6). A correct client discards it."""
         return cls(
-            kind=FaultKind.INJECT_AFTER_STARTTLS, target="STARTTLS", data=data, nth=nth, times=times
+            kind=FaultKind.INJECT_AFTER_STARTTLS,
+            target="STARTTLS",
+            data=data,
+            nth=nth,
+            times=times,
+            required=required,
         )
 
     @classmethod
-    def wrong_host_certificate(cls, *, nth: int = 1, times: int | None = None) -> Fault:
+    def wrong_host_certificate(
+        cls, *, nth: int = 1, times: int | None = None, required: bool = True
+    ) -> Fault:
         """Drill: present a certificate for ``wrong.example`` issued by the same test CA."""
-        return cls(kind=FaultKind.WRONG_HOST_CERTIFICATE, target="TLS", nth=nth, times=times)
+        return cls(
+            kind=FaultKind.WRONG_HOST_CERTIFICATE,
+            target="TLS",
+            nth=nth,
+            times=times,
+            required=required,
+        )
 
     @classmethod
-    def plaintext_on_tls_port(cls, *, nth: int = 1, times: int | None = None) -> Fault:
+    def plaintext_on_tls_port(
+        cls, *, nth: int = 1, times: int | None = None, required: bool = True
+    ) -> Fault:
         """Drill: in IMPLICIT_TLS mode, skip the handshake and greet in plaintext."""
-        return cls(kind=FaultKind.PLAINTEXT_ON_TLS_PORT, target="TLS", nth=nth, times=times)
+        return cls(
+            kind=FaultKind.PLAINTEXT_ON_TLS_PORT,
+            target="TLS",
+            nth=nth,
+            times=times,
+            required=required,
+        )
 
     @classmethod
-    def scram_bad_server_signature(cls, *, nth: int = 1, times: int | None = None) -> Fault:
+    def scram_bad_server_signature(
+        cls, *, nth: int = 1, times: int | None = None, required: bool = True
+    ) -> Fault:
         """Drill: in a SCRAM exchange, send a ServerSignature (``v=``) with one bit flipped,
         as a server that does not know the password would (RFC 5802 5.1: the client must
         then fail the exchange). Fires on AUTH commands ``nth`` .. ``nth + times - 1``;
         other mechanisms are left alone."""
-        return cls(kind=FaultKind.SCRAM_BAD_SERVER_SIGNATURE, target="AUTH", nth=nth, times=times)
+        return cls(
+            kind=FaultKind.SCRAM_BAD_SERVER_SIGNATURE,
+            target="AUTH",
+            nth=nth,
+            times=times,
+            required=required,
+        )
 
     @classmethod
     def auth_challenge(
-        cls, data: bytes, *, step: int = 1, nth: int = 1, times: int | None = 1
+        cls,
+        data: bytes,
+        *,
+        step: int = 1,
+        nth: int = 1,
+        times: int | None = 1,
+        required: bool = True,
     ) -> Fault:
         """Send ``334 <data>`` instead of the ``step``-th challenge of an AUTH exchange.
 
@@ -226,7 +342,13 @@ class Fault:
         that the mechanism should refuse. The exchange then goes on with the real mechanism.
         """
         return cls(
-            kind=FaultKind.AUTH_CHALLENGE, target="AUTH", data=data, step=step, nth=nth, times=times
+            kind=FaultKind.AUTH_CHALLENGE,
+            target="AUTH",
+            data=data,
+            step=step,
+            nth=nth,
+            times=times,
+            required=required,
         )
 
     def __repr__(self) -> str:
@@ -239,17 +361,45 @@ class Fault:
             FaultKind.RATE_LIMIT: {"max_messages": self.max_messages, "window": self.window},
             FaultKind.AUTH_CHALLENGE: {"data": self.data[:40], "step": self.step},
         }
-        args = ", ".join(f"{k}={v!r}" for k, v in {**shown, **by_kind.get(self.kind, {})}.items())
+        shown.update(by_kind.get(self.kind, {}))
+        if not self.required:
+            shown["required"] = False
+        args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
         return f"Fault.{self.kind.value}({args})"
 
 
+class FaultNotFiredError(AssertionError):
+    """Scripted faults never fired: the test did not exercise what it meant to.
+
+    Raised when a server stops (on leaving ``async with FakeSMTPServer(...)`` or
+    ``run_in_thread()`` without an exception); the pytest fixtures report it as a failure
+    at teardown instead, unless the test failed already. Pass ``required=False`` to a fault
+    that may legitimately not fire.
+    """
+
+    def __init__(self, faults: Sequence[Fault], occurrences: Mapping[str, int]) -> None:
+        #: The faults that never fired, in script order.
+        self.faults: tuple[Fault, ...] = tuple(faults)
+        lines = [
+            f"  {fault!r}: {fault.target} occurred {occurrences.get(fault.target, 0)} time(s)"
+            for fault in self.faults
+        ]
+        super().__init__(
+            f"{len(lines)} scripted fault(s) never fired (pass required=False to a fault that "
+            "may not fire):\n" + "\n".join(lines)
+        )
+
+
 class FaultScript:
-    """Counts occurrences per target and hands out the faults that fire (thread-safe:
-    faults may be added from a test thread while the server thread consumes them)."""
+    """Counts occurrences per target, hands out the faults that fire, and records which
+    of them took effect (thread-safe: faults may be added from a test thread while the
+    server thread consumes them)."""
 
     def __init__(self, faults: Sequence[Fault] = ()) -> None:
         self._lock = threading.Lock()
         self._faults = list(faults)
+        #: How many times each scripted fault took effect, by position in ``_faults``.
+        self._fired: list[int] = [0] * len(self._faults)
         self._counts: Counter[str] = Counter()
         self._accepted: deque[float] = deque()
 
@@ -263,6 +413,7 @@ class FaultScript:
                     if offset and fault.kind is not FaultKind.RATE_LIMIT
                     else fault
                 )
+                self._fired.append(0)
 
     def take(self, target: Target) -> list[Fault]:
         """Count one occurrence of ``target``; return the faults that fire on it."""
@@ -278,18 +429,39 @@ class FaultScript:
                 and (f.times is None or n < f.nth + f.times)
             ]
 
+    def mark_fired(self, fault: Fault) -> None:
+        """Record that ``fault`` (an object ``take`` returned) took effect."""
+        with self._lock:
+            for i, scripted in enumerate(self._faults):
+                if scripted is fault:
+                    self._fired[i] += 1
+
+    def pending(self) -> list[Fault]:
+        """The scripted faults that have not taken effect yet, in script order."""
+        with self._lock:
+            return [f for f, n in zip(self._faults, self._fired, strict=True) if n == 0]
+
+    def check_fired(self) -> None:
+        """Raise ``FaultNotFiredError`` if a required fault never took effect."""
+        missing = [f for f in self.pending() if f.required]
+        if missing:
+            with self._lock:
+                counts = dict(self._counts)
+            raise FaultNotFiredError(missing, counts)
+
     def message_accepted(self) -> None:
         """Record an accepted message for rate limiting."""
         with self._lock:
             self._accepted.append(time.monotonic())
 
     def rate_limited(self) -> Fault | None:
-        """The rate-limit fault that currently refuses MAIL, if any."""
+        """The rate-limit fault that currently refuses MAIL, if any (it counts as fired)."""
         now = time.monotonic()
         with self._lock:
-            for fault in self._faults:
+            for i, fault in enumerate(self._faults):
                 if fault.kind is FaultKind.RATE_LIMIT:
                     recent = sum(1 for t in self._accepted if now - t < fault.window)
                     if recent >= fault.max_messages:
+                        self._fired[i] += 1
                         return fault
         return None

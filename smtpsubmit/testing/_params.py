@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from ._codec import decode_xtext
+from ._codec import ascii_upper, decode_xtext, parse_number
 from ._config import Extension
 
 __all__ = ["Advertised", "ParamError", "check_mail_params", "check_rcpt_params"]
 
 _NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
+#: RFC 1870 6: size-value ::= 1*20DIGIT
+_SIZE_DIGITS = 20
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,10 @@ def check_mail_params(params: dict[str, str | None], adv: Advertised) -> dict[st
     out: dict[str, str | None] = {}
     for key, value in params.items():
         if key == "SIZE" and Extension.SIZE in ext:  # RFC 1870 6
-            if value is None or not value.isdigit():
+            size = parse_number(value or "", max_digits=_SIZE_DIGITS)
+            if size is None:
                 raise ParamError(501, "Bad SIZE value", "5.5.4")
-            if adv.max_message_size is not None and int(value) > adv.max_message_size:
+            if adv.max_message_size is not None and size > adv.max_message_size:
                 raise ParamError(552, "Message size exceeds fixed maximum size", "5.3.4")
         elif key == "BODY" and value is not None:
             allowed = {"7BIT"}
@@ -57,17 +60,17 @@ def check_mail_params(params: dict[str, str | None], adv: Advertised) -> dict[st
                 allowed.add("8BITMIME")  # RFC 6152 2
             if Extension.BINARYMIME in ext and Extension.CHUNKING in ext:
                 allowed.add("BINARYMIME")  # RFC 3030 3
-            if value.upper() not in allowed or not ext:
+            if ascii_upper(value) not in allowed or not ext:
                 raise ParamError(555, f"Unsupported BODY type {value}", "5.5.4")
-            value = value.upper()
+            value = ascii_upper(value)
         elif key == "SMTPUTF8" and value is None and Extension.SMTPUTF8 in ext:
             pass  # RFC 6531 3.4
         elif key == "REQUIRETLS" and value is None and Extension.REQUIRETLS in ext and adv.tls:
             pass  # RFC 8689 4.1: only offered, hence only accepted, over TLS
         elif key == "RET" and Extension.DSN in ext:
-            if value is None or value.upper() not in ("FULL", "HDRS"):
+            if value is None or ascii_upper(value) not in ("FULL", "HDRS"):
                 raise ParamError(501, "Bad RET value", "5.5.4")  # RFC 3461 4.3
-            value = value.upper()
+            value = ascii_upper(value)
         elif key == "ENVID" and value is not None and Extension.DSN in ext:
             value = decode_xtext(value)  # RFC 3461 4.4
         elif key == "AUTH" and value is not None and Extension.AUTH in ext:
@@ -85,7 +88,7 @@ def check_rcpt_params(params: dict[str, str | None], adv: Advertised) -> dict[st
         if Extension.DSN not in adv.extensions or value is None:
             raise _unsupported(key)
         if key == "NOTIFY":
-            words = value.upper().split(",")
+            words = ascii_upper(value).split(",")
             # RFC 3461 4.1: NEVER alone, or any of SUCCESS, FAILURE, DELAY.
             if words != ["NEVER"] and not set(words) <= _NOTIFY_VALUES:
                 raise ParamError(501, "Bad NOTIFY value", "5.5.4")

@@ -6,7 +6,9 @@ The fixtures are synchronous on purpose: each server runs on its own event loop 
 background thread, so the same fixture serves plain ``def`` tests, pytest-asyncio tests
 (strict or auto mode) and anyio tests on asyncio or trio alike. Waiting for messages is
 ``server.wait_for_messages(n)`` in sync tests and ``await server.wait_for_messages_async(n)``
-in async ones. A fixture fails the test at teardown if the fake server itself crashed.
+in async ones. A fixture fails the test at teardown if the fake server itself crashed, or
+if a required scripted fault never fired while the test passed (a failing test keeps its
+own report: faults scripted after the failing line could not fire).
 
 This module imports nothing from smtpsubmit.testing at import time: pytest loads it in every
 project where smtpsubmit is installed, including ones without trustme.
@@ -15,12 +17,14 @@ project where smtpsubmit is installed, including ones without trustme.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from pluggy import Result
+
     from ._config import ServerConfig
     from ._server import SMTPServerFactory, ThreadedSMTPServer
     from ._tls import ServerCertificates
@@ -39,6 +43,22 @@ DEFAULT_USERS = {"user@example.com": "password"}
 DEFAULT_OAUTH_TOKENS = {"user@example.com": "test-oauth-token"}
 
 
+#: Set on a test item whose call phase did not pass (see ``pytest_runtest_makereport``).
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Result[pytest.TestReport], None]:
+    """Remember whether the test itself failed, for the fixtures' teardown checks."""
+    # An old-style wrapper on purpose: it works with every pytest a user may have.
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and not report.passed:
+        item.stash[_CALL_FAILED] = True
+
+
 def _check_errors(server: ThreadedSMTPServer) -> None:
     if server.errors:
         pytest.fail(f"the fake SMTP server crashed: {server.errors!r}", pytrace=False)
@@ -46,25 +66,35 @@ def _check_errors(server: ThreadedSMTPServer) -> None:
 
 @contextlib.contextmanager
 def _serve(
+    request: pytest.FixtureRequest,
     config: ServerConfig | None,
     certificates: ServerCertificates | None,
     options: dict[str, Any],
 ) -> Iterator[ThreadedSMTPServer]:
+    from ._faults import FaultNotFiredError
     from ._server import FakeSMTPServer
 
     server = FakeSMTPServer(config, certificates=certificates, **options)
-    with server.run_in_thread() as handle:
-        yield handle
-    # Checked once the server has stopped, so that no session is still running.
+    unfired: FaultNotFiredError | None = None
+    try:
+        with server.run_in_thread() as handle:
+            yield handle
+    except FaultNotFiredError as exc:
+        unfired = exc
+    # Checked once the server has stopped, so that no session is still running; a crash
+    # first, since it may be why a fault never fired.
     _check_errors(handle)
+    if unfired is not None and not request.node.stash.get(_CALL_FAILED, False):
+        pytest.fail(str(unfired), pytrace=False)
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[ThreadedSMTPServer]:
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[ThreadedSMTPServer]:
     """A STARTTLS (port-587-like) fake server accepting ``DEFAULT_USERS``, all extensions."""
     from ._config import Mode
 
     with _serve(
+        request,
         None,
         None,
         {"mode": Mode.STARTTLS, "users": DEFAULT_USERS, "oauth_tokens": DEFAULT_OAUTH_TOKENS},
@@ -73,11 +103,12 @@ def smtp_server() -> Iterator[ThreadedSMTPServer]:
 
 
 @pytest.fixture
-def smtps_server() -> Iterator[ThreadedSMTPServer]:
+def smtps_server(request: pytest.FixtureRequest) -> Iterator[ThreadedSMTPServer]:
     """An implicit-TLS (port-465-like) fake server accepting ``DEFAULT_USERS``."""
     from ._config import Mode
 
     with _serve(
+        request,
         None,
         None,
         {"mode": Mode.IMPLICIT_TLS, "users": DEFAULT_USERS, "oauth_tokens": DEFAULT_OAUTH_TOKENS},
@@ -86,7 +117,7 @@ def smtps_server() -> Iterator[ThreadedSMTPServer]:
 
 
 @pytest.fixture
-def smtp_server_factory() -> Iterator[SMTPServerFactory]:
+def smtp_server_factory(request: pytest.FixtureRequest) -> Iterator[SMTPServerFactory]:
     """Start custom servers: ``smtp_server_factory(mode=Mode.PLAIN, faults=[...])``.
 
     Servers made by one test share a test CA, and stop when the test ends.
@@ -100,6 +131,6 @@ def smtp_server_factory() -> Iterator[SMTPServerFactory]:
             if not shared:
                 shared.append(ServerCertificates())
                 stack.callback(shared[0].close)
-            return stack.enter_context(_serve(config, shared[0], options))
+            return stack.enter_context(_serve(request, config, shared[0], options))
 
         yield factory

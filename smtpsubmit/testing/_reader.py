@@ -12,18 +12,32 @@ import ssl
 import anyio
 from anyio.abc import ByteStream
 
-__all__ = ["ConnectionClosed", "Reader"]
+__all__ = ["ConnectionClosed", "IdleTimeout", "Reader"]
 
 
 class ConnectionClosed(Exception):
     """The peer closed the connection (or it broke): the session ends quietly."""
 
 
-class Reader:
-    """Reads lines and exact byte counts from ``stream``; ``stream`` may be swapped for TLS."""
+class IdleTimeout(Exception):
+    """The peer sent nothing (or, with ``sending``, read nothing) for the idle timeout."""
 
-    def __init__(self, stream: ByteStream) -> None:
+    def __init__(self, seconds: float, *, sending: bool) -> None:
+        super().__init__(f"idle for {seconds} s " + ("while sending" if sending else "waiting"))
+        self.seconds = seconds
+        self.sending = sending
+
+
+class Reader:
+    """Reads lines and exact byte counts from ``stream``; ``stream`` may be swapped for TLS.
+
+    Every wait for the peer's bytes is bounded by ``idle_timeout`` (``IdleTimeout``), so an
+    abandoned connection is not held forever whatever the session was reading.
+    """
+
+    def __init__(self, stream: ByteStream, *, idle_timeout: float | None = None) -> None:
         self.stream = stream
+        self.idle_timeout = idle_timeout
         self._buf = bytearray()
 
     def discard_buffer(self) -> int:
@@ -34,7 +48,8 @@ class Reader:
 
     async def _fill(self) -> None:
         try:
-            chunk = await self.stream.receive()
+            with anyio.move_on_after(self.idle_timeout) as idle:
+                chunk = await self.stream.receive()
         except (
             anyio.EndOfStream,
             anyio.BrokenResourceError,
@@ -43,6 +58,9 @@ class Reader:
             OSError,
         ) as exc:
             raise ConnectionClosed from exc
+        if idle.cancelled_caught:
+            assert self.idle_timeout is not None
+            raise IdleTimeout(self.idle_timeout, sending=False)
         self._buf += chunk
 
     async def readline(self, limit: int, *, strict_crlf: bool = False) -> tuple[bytes, bool]:

@@ -28,12 +28,13 @@ import secrets
 import ssl
 import time
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from smtpsubmit.auth import tls_server_end_point
 
+from ._codec import ascii_upper
 from ._faults import Fault, FaultKind
 
 if TYPE_CHECKING:
@@ -129,6 +130,16 @@ def _decode(data: bytes) -> str | None:
         return None
 
 
+def _same_secret(expected: str, given: str) -> bool:
+    # Compared as UTF-8: hmac.compare_digest raises TypeError on a str that is not ASCII.
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def _bearer_token(auth: str) -> str | None:
+    """The token of ``auth=Bearer <token>`` (RFC 6750 2.1: the scheme is case-insensitive)."""
+    return auth[7:] if ascii_upper(auth[:7]) == "BEARER " else None
+
+
 class Mechanism:
     """Base class: one SASL exchange with one client."""
 
@@ -149,9 +160,7 @@ class Mechanism:
 
     def _check_password(self, user: str, password: str) -> SaslStep:
         expected = self._users.get(user)
-        if expected is not None and hmac.compare_digest(
-            saslprep(expected).encode(), saslprep(password).encode()
-        ):
+        if expected is not None and _same_secret(saslprep(expected), saslprep(password)):
             return Success(user)
         return Failure()
 
@@ -211,7 +220,9 @@ class _CramMD5(Mechanism):
         expected = hmac.new(
             saslprep(password).encode(), self._challenge.encode(), hashlib.md5
         ).hexdigest()
-        return Success(user) if hmac.compare_digest(expected, digest.lower()) else Failure()
+        # Bytes: compare_digest raises TypeError on a str that is not ASCII.
+        matches = hmac.compare_digest(expected.encode(), ascii_upper(digest).lower().encode())
+        return Success(user) if matches else Failure()
 
 
 class _XOAuth2(Mechanism):
@@ -231,9 +242,9 @@ class _XOAuth2(Mechanism):
         )
         user = fields.get("user", "")
         auth = fields.get("auth", "")
-        token = auth[7:] if auth[:7].lower() == "bearer " else None
+        token = _bearer_token(auth)
         expected = self._tokens.get(user)
-        if token is not None and expected is not None and hmac.compare_digest(expected, token):
+        if token is not None and expected is not None and _same_secret(expected, token):
             return Success(user)
         self._failed = True
         error = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
@@ -262,9 +273,9 @@ class _OAuthBearer(Mechanism):
             authzid = authzid.replace("=2C", ",").replace("=3D", "=")
         fields = dict(part.split("=", 1) for part in rest.split("\x01") if "=" in part)
         auth = fields.get("auth", "")
-        token = auth[7:] if auth[:7].lower() == "bearer " else ""
+        token = _bearer_token(auth) or ""
         for user, expected in self._tokens.items():
-            if (authzid is None or authzid == user) and hmac.compare_digest(expected, token):
+            if (authzid is None or authzid == user) and _same_secret(expected, token):
                 return Success(user)
         self._failed = True
         error = {"status": "invalid_token", "scope": "email", "openid-configuration": ""}
@@ -413,10 +424,13 @@ class _Drilled(Mechanism):
     server-final message, so a client that checks it (RFC 5802 5.1) must give up.
     """
 
-    def __init__(self, inner: Mechanism, faults: Sequence[Fault]) -> None:
+    def __init__(
+        self, inner: Mechanism, faults: Sequence[Fault], on_fire: Callable[[Fault], None]
+    ) -> None:
         super().__init__(inner._users, inner._tokens, inner._server)
         self._inner = inner
         self._faults = faults
+        self._on_fire = on_fire
         self._challenges = 0
 
     def start(self, initial: bytes | None) -> SaslStep:
@@ -429,18 +443,17 @@ class _Drilled(Mechanism):
         if not isinstance(step, Challenge):
             return step
         self._challenges += 1
-        kinds = {f.kind for f in self._faults}
         inner = self._inner
-        if (
-            FaultKind.SCRAM_BAD_SERVER_SIGNATURE in kinds
-            and isinstance(inner, _Scram)
-            and inner.awaiting_final_ack
-        ):
+        flips = [f for f in self._faults if f.kind is FaultKind.SCRAM_BAD_SERVER_SIGNATURE]
+        if flips and isinstance(inner, _Scram) and inner.awaiting_final_ack:
+            for fault in flips:
+                self._on_fire(fault)
             signature = bytearray(base64.b64decode(step.data[2:]))
             signature[0] ^= 0x01
             step = Challenge(b"v=" + base64.b64encode(bytes(signature)))
         for fault in self._faults:
             if fault.kind is FaultKind.AUTH_CHALLENGE and fault.step == self._challenges:
+                self._on_fire(fault)
                 return Challenge(step.data, raw=fault.data)
         return step
 
@@ -476,13 +489,15 @@ def create(
     scram_salt: bytes | None = None,
     scram_nonce: str | None = None,
     faults: Sequence[Fault] = (),
+    on_fire: Callable[[Fault], None] = lambda fault: None,
 ) -> Mechanism | None:
     """Create the server side of mechanism ``name``, or ``None`` if it is not ``offered``.
 
     ``offered`` is what this session advertised (see `offered`), ``channel_binding`` its
-    ``tls-server-end-point`` data, ``faults`` the faults that fired on this AUTH command.
+    ``tls-server-end-point`` data, ``faults`` the faults taken for this AUTH command;
+    ``on_fire`` is told when a drill among them takes effect.
     """
-    name = name.upper()
+    name = ascii_upper(name)
     cls = _CLASSES.get(name)
     if cls is None or name not in offered:
         return None
@@ -496,4 +511,4 @@ def create(
                 return None
             mech.channel_binding = channel_binding
     drills = [f for f in faults if f.kind in _DRILLS]
-    return _Drilled(mech, drills) if drills else mech
+    return _Drilled(mech, drills, on_fire) if drills else mech

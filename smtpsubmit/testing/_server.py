@@ -4,12 +4,17 @@
 runs the same server on a private event loop in a background thread (an anyio blocking
 portal) and hands back a ``ThreadedSMTPServer`` whose waits are synchronous, for plain
 ``def`` tests and for tests on another event loop.
+
+Rule: nothing one connection does can stop the server. A failing ``accept()`` (out of file
+descriptors: EMFILE) is retried after a pause, and a session that fails in any way is
+recorded in ``errors``; neither escapes into the task group that serves the listener.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import ssl
 from collections.abc import Iterator, Mapping
 from types import TracebackType
@@ -18,7 +23,8 @@ from typing import Any, Protocol
 import anyio
 import anyio.from_thread
 import anyio.to_thread
-from anyio.abc import Listener, SocketAttribute, SocketStream, TaskGroup
+from anyio.abc import Listener, SocketAttribute, SocketListener, SocketStream, TaskGroup
+from anyio.streams.stapled import MultiListener
 
 from ._capture import CapturedMessage, MessageStore, TranscriptEntry
 from ._config import Mode, ServerConfig
@@ -29,6 +35,12 @@ from ._tls import ServerCertificates
 __all__ = ["FakeSMTPServer", "SMTPServerFactory", "ThreadedSMTPServer"]
 
 _DEFAULT_TIMEOUT = 10.0
+#: Pauses between accept() retries: doubling from the first to the last while it fails,
+#: so a descriptor shortage neither spins the loop nor delays recovery by much.
+_ACCEPT_RETRY_FIRST = 0.01
+_ACCEPT_RETRY_MAX = 1.0
+
+logger = logging.getLogger("smtpsubmit.testing")
 
 
 class _ServerView:
@@ -92,6 +104,15 @@ class _ServerView:
         """Script more faults; their ``nth`` counts from now on."""
         self._ctx.faults.add(*faults)
 
+    @property
+    def pending_faults(self) -> list[Fault]:
+        """The scripted faults that have not fired yet, in script order.
+
+        When the server stops, a ``required`` one among them fails the test (see
+        ``FaultNotFiredError``).
+        """
+        return self._ctx.faults.pending()
+
     def clear(self) -> None:
         """Forget captured messages and transcripts."""
         self._ctx.store.clear()
@@ -154,7 +175,10 @@ class FakeSMTPServer(_ServerView):
         self._port = int(listener.extra(SocketAttribute.local_port))
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        self._task_group.start_soon(listener.serve, self._handle, self._task_group)
+        parts = listener.listeners if isinstance(listener, MultiListener) else [listener]
+        for part in parts:
+            assert isinstance(part, SocketListener)
+            self._task_group.start_soon(self._accept_forever, part, self._task_group)
         self._running = True
         return self
 
@@ -164,6 +188,8 @@ class FakeSMTPServer(_ServerView):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Stop serving; then, if the block raised nothing, raise ``FaultNotFiredError``
+        when a required scripted fault never fired (a failing block keeps its own error)."""
         assert self._task_group is not None
         assert self._listener is not None
         self._running = False
@@ -177,9 +203,47 @@ class FakeSMTPServer(_ServerView):
             if self._given_certificates is None:
                 self._ctx.certificates.close()
             self._port = None
+        if exc_type is None:
+            self._ctx.faults.check_fired()
+
+    async def _accept_forever(self, listener: SocketListener, task_group: TaskGroup) -> None:
+        # Not Listener.serve(): its first accept() error (EMFILE under load) would end it
+        # and fail the task group, and the server would never accept again.
+        pause = _ACCEPT_RETRY_FIRST
+        failing = False
+        while True:
+            try:
+                stream = await listener.accept()
+            except anyio.ClosedResourceError:
+                return  # the server is stopping
+            except (OSError, anyio.BrokenResourceError) as exc:
+                # anyio raises the OSError itself on asyncio, BrokenResourceError from it on
+                # trio; the listener is fine either way.
+                if not failing:
+                    logger.warning(
+                        "fake SMTP server %s:%s: accept() failed (%s); retrying until it works",
+                        self.host,
+                        self._port,
+                        exc.__cause__ or exc,
+                    )
+                    failing = True
+                await anyio.sleep(pause)
+                pause = min(pause * 2, _ACCEPT_RETRY_MAX)
+                continue
+            if failing:
+                logger.warning("fake SMTP server %s:%s: accepting again", self.host, self._port)
+                failing = False
+                pause = _ACCEPT_RETRY_FIRST
+            task_group.start_soon(self._handle, stream)
 
     async def _handle(self, stream: SocketStream) -> None:
-        await Session(self._ctx, stream).run()
+        try:
+            session = Session(self._ctx, stream)
+        except Exception as exc:  # a bug: record it like a session's own (see Session.run)
+            self._ctx.errors.append(exc)
+            await anyio.aclose_forcefully(stream)
+            return
+        await session.run()
 
     async def wait_for_messages(
         self,

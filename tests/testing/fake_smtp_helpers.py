@@ -1,11 +1,15 @@
-"""A deliberately dumb raw SMTP client for asserting on bytes on the wire."""
+"""Test helpers: a deliberately dumb raw SMTP client for asserting on bytes on the wire, and
+a line reader with bounded waits for the output of child processes."""
 
 from __future__ import annotations
 
 import base64
+import queue
 import socket
 import ssl
+import threading
 from types import TracebackType
+from typing import IO
 
 
 class RawClient:
@@ -87,3 +91,35 @@ class RawClient:
             code, texts = self.cmd(base64.b64encode(response).decode())
         self.last = (code, texts)
         return challenges
+
+
+class LineReader:
+    """Reads a child process's text output on a thread, so that waits can be bounded."""
+
+    def __init__(self, stream: IO[str], *, timeout: float = 20.0) -> None:
+        self.timeout = timeout
+        #: Every line read so far by ``expect`` (for failure messages).
+        self.seen: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def expect(self, prefix: str) -> str:
+        """The next line starting with ``prefix``, skipping others; AssertionError if none
+        comes within ``timeout`` seconds or the output ends first."""
+        while True:
+            try:
+                line = self._lines.get(timeout=self.timeout)
+            except queue.Empty:
+                raise AssertionError(
+                    f"no {prefix!r} line in {self.timeout} s; got {self.seen}"
+                ) from None
+            if line is None:
+                raise AssertionError(f"output ended before {prefix!r}: {self.seen}")
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line

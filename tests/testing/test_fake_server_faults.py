@@ -298,3 +298,36 @@ def test_fault_reprs_are_readable() -> None:
     )
     with pytest.raises(ValueError, match="count from 1"):
         Fault.delay("NOOP", seconds=1, nth=0)
+
+
+@pytest.mark.parametrize("target", sorted(ROUTES))
+def test_a_delay_is_applied_once_per_occurrence(
+    smtp_server_factory: SMTPServerFactory, target: Target
+) -> None:
+    # Counted from the transcript, which logs each sleep: no timing involved.
+    server = _plain(smtp_server_factory, Fault.delay(target, seconds=0.01))
+    before, command = ROUTES[target]
+    with _open(server) as client:
+        for line in before:
+            assert client.cmd(line)[0] in (250, 354)
+        client.cmd(command)
+    delays = [line for _, line in server.transcripts[0] if line.startswith("fault: delaying")]
+    assert delays == ["fault: delaying 0.01 s"]
+
+
+@pytest.mark.parametrize("chunking", [False, True], ids=["DATA", "BDAT"])
+def test_end_of_data_delay_is_applied_once(
+    smtp_server_factory: SMTPServerFactory, chunking: bool
+) -> None:
+    server = _plain(smtp_server_factory, Fault.delay("END_OF_DATA", seconds=0.01))
+    with _open(server) as client:
+        for line in ("EHLO c", "MAIL FROM:<a@x>", "RCPT TO:<b@x>"):
+            client.cmd(line)
+        if chunking:
+            client.send(b"BDAT 3 LAST\r\nx\r\n")
+            assert client.reply()[0] == 250
+        else:
+            client.cmd("DATA")
+            assert client.cmd("x\r\n.")[0] == 250
+    delays = [line for _, line in server.transcripts[0] if line.startswith("fault: delaying")]
+    assert delays == ["fault: delaying 0.01 s"]

@@ -15,7 +15,9 @@ from smtpsubmit.testing import FakeSMTPServer, Mode, SMTPServerFactory, Threaded
 
 VERBS = ["EHLO x", "HELO x", "MAIL FROM:<a@x>", "RCPT TO:<b@x>", "DATA", "BDAT 3", "BDAT 2 LAST",
          "RSET", "NOOP", "VRFY x", "AUTH PLAIN", "AUTH LOGIN", "AUTH SCRAM-SHA-256", "STARTTLS",
-         ".", "*", "MAIL FROM:<a@x> SIZE=x", "RCPT TO:<b@x> NOTIFY=BAD"]  # fmt: skip
+         ".", "*", "MAIL FROM:<a@x> SIZE=x", "RCPT TO:<b@x> NOTIFY=BAD",
+         "BDAT \N{SUPERSCRIPT TWO} LAST", "MAIL FROM:<a@x> SIZE=\N{SUPERSCRIPT TWO}",
+         "AUTH CRAM-MD5", "qu\N{LATIN SMALL LETTER DOTLESS I}t"]  # fmt: skip
 LINES = st.one_of(
     st.sampled_from(VERBS),
     st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=40),

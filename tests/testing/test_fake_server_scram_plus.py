@@ -259,12 +259,13 @@ def test_drill_scram_bad_server_signature(
 def test_drill_scram_bad_server_signature_leaves_other_mechanisms_alone(
     smtp_server_factory: SMTPServerFactory,
 ) -> None:
-    server = smtp_server_factory(
-        mode=Mode.IMPLICIT_TLS, users=USERS, faults=[Fault.scram_bad_server_signature()]
-    )
+    # required=False: this drill is meant not to fire on LOGIN.
+    fault = Fault.scram_bad_server_signature(required=False)
+    server = smtp_server_factory(mode=Mode.IMPLICIT_TLS, users=USERS, faults=[fault])
     with _tls(server) as client:
         assert client.auth("LOGIN", b"user", b"pencil") == [b"Username:", b"Password:"]
         assert client.last[0] == 235
+    assert server.pending_faults == [fault]
 
 
 def test_drill_auth_challenge_is_sent_verbatim(smtp_server_factory: SMTPServerFactory) -> None:
