@@ -18,7 +18,8 @@ import asyncio
 import ssl
 
 from .._errors import ConnectionLostError, ProtocolViolationError
-from ._base import READ_SIZE, TLSInfo, Transport, map_errors
+from ._base import READ_SIZE, TLSInfo, Transport
+from ._errors import map_errors
 
 __all__ = ["AsyncioTransport", "connect_tcp_asyncio"]
 
