@@ -8,6 +8,12 @@ per wait) and behaves exactly like :class:`AnyIOTransport`: same errors (through
 unchanged, since they cancel the task that awaits the future. On trio the client uses
 :class:`AnyIOTransport`.
 
+Bounded memory: asyncio reads whenever the socket is readable, so without a limit a
+server pushing data nobody asked for would grow the heap without end (anyio's streams, and
+so trio, read only inside ``receive``). Above :data:`BUFFER_LIMIT` unread octets the
+transport pauses reading, and resumes once ``receive`` has taken the buffer back down to
+it: the excess stays in the kernel, and TCP flow control stops the sender.
+
 STARTTLS: bytes that arrived before the upgrade and were not read are refused instead of
 being handed out later as if they had come through TLS (RFC 3207 6, response injection).
 """
@@ -21,7 +27,11 @@ from .._errors import ConnectionLostError, ProtocolViolationError
 from ._base import READ_SIZE, TLSInfo, Transport
 from ._errors import map_errors
 
-__all__ = ["AsyncioTransport", "connect_tcp_asyncio"]
+__all__ = ["BUFFER_LIMIT", "AsyncioTransport", "connect_tcp_asyncio"]
+
+#: Unread octets above which reading pauses: one receive's worth. Replies are small, so
+#: only a server pushing unasked (or a huge pipelined burst) ever reaches it.
+BUFFER_LIMIT = READ_SIZE
 
 
 class _Protocol(asyncio.Protocol):
@@ -37,6 +47,10 @@ class _Protocol(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.buffer = bytearray()
+        # The transport to pause, once known: None during a TLS upgrade, whose transport
+        # exists only when loop.start_tls() returns (see AsyncioTransport.start_tls).
+        self.transport: asyncio.Transport | None = None
+        self.reading_paused = False  # by us, on self.transport
         self.closed = False
         self.error: BaseException | None = None
         self.paused = False
@@ -48,9 +62,28 @@ class _Protocol(asyncio.Protocol):
         # process id, a getpid() system call each time on Linux.
         self._loop = asyncio.get_running_loop()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if len(self.buffer) > BUFFER_LIMIT:
+            self.control_reading()
         self._wake()
+
+    def control_reading(self) -> None:
+        """Pause reading above :data:`BUFFER_LIMIT` unread octets, resume at or below it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # nothing to pause yet (TLS upgrade), or nothing more will arrive
+        over = len(self.buffer) > BUFFER_LIMIT
+        if over and not self.reading_paused:
+            self.reading_paused = True
+            transport.pause_reading()
+        elif not over and self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
 
     def eof_received(self) -> bool:
         self.closed = True
@@ -148,6 +181,8 @@ class AsyncioTransport(Transport):
             await protocol.readable(deadline)
         data = bytes(protocol.buffer[:READ_SIZE])
         del protocol.buffer[:READ_SIZE]
+        if protocol.reading_paused:
+            protocol.control_reading()
         return data
 
     async def send(self, data: bytes) -> None:
@@ -169,13 +204,19 @@ class AsyncioTransport(Transport):
                 "the server sent data before the TLS handshake (response injection, RFC 3207 6)"
             )
         loop = asyncio.get_running_loop()
+        # The plain transport is not the one to pause from now on, and the TLS one is not
+        # known before start_tls() returns, while data may already arrive through it (the
+        # handshake's last callback delivers what came with it).
+        protocol = self._protocol
+        protocol.transport = None
         with map_errors("TLS handshake"):
             upgraded = await loop.start_tls(
-                self._transport, self._protocol, ssl_context, server_hostname=server_hostname
+                self._transport, protocol, ssl_context, server_hostname=server_hostname
             )
         if upgraded is None:  # pragma: no cover - the transport closed during the handshake
             raise ConnectionLostError("TLS handshake: the connection was lost")
-        self._transport = upgraded
+        self._transport = protocol.transport = upgraded
+        protocol.control_reading()  # for what arrived before start_tls() returned
 
     async def aclose(self) -> None:
         self._protocol.stop_watchdog()
