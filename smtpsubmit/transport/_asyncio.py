@@ -14,6 +14,13 @@ so trio, read only inside ``receive``). Above :data:`BUFFER_LIMIT` unread octets
 transport pauses reading, and resumes once ``receive`` has taken the buffer back down to
 it: the excess stays in the kernel, and TCP flow control stops the sender.
 
+After a reset: over TLS, asyncio's socket transport learns of the reset (a failed write)
+one loop turn before the TLS layer above it does, and counts every later write into the
+dead socket, logging "socket.send() raised exception." from the fifth on. So ``send`` asks
+the socket transport itself whether the connection is still there, stops at the write
+that failed, and ``aclose`` aborts a lost connection instead of closing it (a TLS close
+would still write its close_notify).
+
 STARTTLS: bytes that arrived before the upgrade and were not read are refused instead of
 being handed out later as if they had come through TLS (RFC 3207 6, response injection).
 """
@@ -164,8 +171,18 @@ class AsyncioTransport(Transport):
     """A TCP (optionally TLS) connection driven through an asyncio ``Protocol``."""
 
     def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
-        self._transport = transport
+        self._transport = transport  # the TLS transport after start_tls()
+        self._socket_transport = transport  # the socket's, under TLS too
         self._protocol = protocol
+        self._closed = False  # by aclose()
+
+    def _lost(self) -> bool:
+        """The connection is gone, or going: nothing more may be written to it."""
+        return (
+            self._protocol.closed
+            or self._socket_transport.is_closing()
+            or self._transport.is_closing()
+        )
 
     async def receive(self) -> bytes:
         return await self.receive_by(None)
@@ -190,9 +207,12 @@ class AsyncioTransport(Transport):
 
     async def send_by(self, data: bytes, deadline: float | None) -> None:
         protocol = self._protocol
-        if protocol.closed or self._transport.is_closing():
-            raise ConnectionLostError("send: the connection was lost")
+        if self._lost():
+            raise ConnectionLostError("send: the connection was lost") from protocol.error
         self._transport.write(data)
+        if self._socket_transport.is_closing():
+            # This very write failed (a reset): asyncio tells the protocol a turn later.
+            raise ConnectionLostError("send: the connection was lost")
         while protocol.paused and not protocol.closed:
             await protocol.writable(deadline)
         if protocol.closed and protocol.error is not None:
@@ -219,8 +239,14 @@ class AsyncioTransport(Transport):
         protocol.control_reading()  # for what arrived before start_tls() returned
 
     async def aclose(self) -> None:
+        if self._closed:
+            return  # and no abort(): it would drop what the first close is still flushing
+        self._closed = True
         self._protocol.stop_watchdog()
-        self._transport.close()
+        if self._lost():
+            self._transport.abort()  # nothing to flush, and no close_notify to write
+        else:
+            self._transport.close()
 
     @property
     def local_ip(self) -> str | None:

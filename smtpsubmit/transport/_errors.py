@@ -28,6 +28,12 @@ def map_errors(action: str) -> Iterator[None]:
         raise TLSError(f"{action}: TLS failure: {exc}") from exc
     except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
         raise ConnectionLostError(f"{action}: the connection was lost") from exc
+    except ConnectionRefusedError as exc:
+        raise ConnectError(f"{action}: {exc.strerror or exc}") from exc
+    except ConnectionError as exc:
+        # Reset, broken pipe, aborted: there was a connection to lose. anyio reports these
+        # as BrokenResourceError (above); asyncio's transports hand over the OSError.
+        raise ConnectionLostError(f"{action}: the connection was lost ({exc.strerror})") from exc
     except OSError as exc:
         # anyio wraps several connect attempts in an OSError whose message lists them.
         raise ConnectError(f"{action}: {exc.strerror or exc}") from exc

@@ -118,6 +118,30 @@ def test_map_errors_translates_at_the_edge() -> None:
             raise OSError(111, "Connection refused")
 
 
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ConnectionResetError(104, "Connection reset by peer"), smtpsubmit.ConnectionLostError),
+        (BrokenPipeError(32, "Broken pipe"), smtpsubmit.ConnectionLostError),
+        (
+            ConnectionAbortedError(103, "Software caused connection abort"),
+            smtpsubmit.ConnectionLostError,
+        ),
+        (ConnectionRefusedError(111, "Connection refused"), smtpsubmit.ConnectError),
+        (OSError(113, "No route to host"), smtpsubmit.ConnectError),
+    ],
+)
+def test_map_errors_tells_a_lost_connection_from_one_never_made(
+    error: OSError, expected: type[smtpsubmit.ConnectError]
+) -> None:
+    """asyncio hands over the OSError of a reset where anyio raises BrokenResourceError:
+    both are a lost connection, on either backend."""
+    with pytest.raises(smtpsubmit.ConnectError) as caught:
+        with map_errors("receive"):
+            raise error
+    assert type(caught.value) is expected
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_asyncio_transport_is_used_on_asyncio_and_behaves_like_the_anyio_one(
     anyio_backend: str,

@@ -7,6 +7,7 @@ reset (RST) rather than closed.
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import struct
@@ -98,10 +99,18 @@ class Peer:
                 raise EOFError(f"the client closed with {left} octets of {total} unsent")
             left -= n
 
-    def reset(self) -> None:
-        """Abort the connection: the kernel sends RST instead of FIN (SO_LINGER 0)."""
+    def reset(self, client: socket.socket) -> None:
+        """Abort the connection (RST instead of FIN: SO_LINGER 0) and return once the
+        ``client`` socket has it, without letting the client's event loop run.
+
+        Loopback delivers the RST within close() as a rule, but not by contract (a busy
+        machine defers it to ksoftirqd): this waits for the event rather than trusting it.
+        """
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close()
+        hangup = select.poll()
+        hangup.register(client, 0)  # POLLERR and POLLHUP only: they are always reported
+        assert hangup.poll(30_000), "no RST within 30 s"  # a hang guard, not a pace
 
     def close(self) -> None:
         """Close the socket (without TLS close_notify: SMTP frames its own end)."""
