@@ -27,6 +27,7 @@ from ._errors import (
     StartTLSUnavailableError,
     TimeoutError,
     TLSError,
+    TLSModeMismatchError,
     TLSPolicyError,
     TransientReplyError,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "StartTLSUnavailableError",
     "TLSError",
     "TLSMode",
+    "TLSModeMismatchError",
     "TLSPolicyError",
     "TimeoutError",
     "Timeouts",

@@ -7,7 +7,8 @@
     │   └── ConnectionLostError       the server closed or reset an established connection
     ├── TimeoutError                  a phase exceeded its timeout (a builtins.TimeoutError too)
     ├── TLSError                      handshake or certificate failure
-    │   └── CertificateError          the certificate did not verify (CA, hostname, expiry)
+    │   ├── CertificateError          the certificate did not verify (CA, hostname, expiry)
+    │   └── TLSModeMismatchError      the port speaks the other TLS mode (RFC 8314)
     ├── SecurityPolicyError           refused by our policy before anything unsafe happened
     │   ├── TLSPolicyError            wrong or ambiguous TLS mode for the port (RFC 8314)
     │   ├── StartTLSUnavailableError  STARTTLS missing or refused; nothing more was sent
@@ -54,6 +55,7 @@ __all__ = [
     "SecurityPolicyError",
     "StartTLSUnavailableError",
     "TLSError",
+    "TLSModeMismatchError",
     "TLSPolicyError",
     "TimeoutError",
     "TransientReplyError",
@@ -90,6 +92,16 @@ class TLSError(SMTPError):
 
 class CertificateError(TLSError):
     """The server's certificate was rejected (untrusted CA, wrong host, expired)."""
+
+
+class TLSModeMismatchError(TLSError):
+    """The port seems to speak another TLS mode than the one chosen (RFC 8314):
+    ``server_speaks`` is ``"plain"`` (a 220 greeting in clear where a TLS handshake was
+    expected) or ``"tls"`` (a TLS handshake where a greeting was expected)."""
+
+    def __init__(self, message: str, *, server_speaks: str) -> None:
+        super().__init__(message)
+        self.server_speaks = server_speaks
 
 
 class SecurityPolicyError(SMTPError):

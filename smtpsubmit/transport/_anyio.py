@@ -25,6 +25,9 @@ class AnyIOTransport(Transport):
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self._stream = stream
+        # Whether the server has sent anything yet: a handshake before that is implicit
+        # TLS (RFC 8314 3.3), where an answer in clear means a plain SMTP port.
+        self._received = False
 
     @property
     def stream(self) -> anyio.abc.ByteStream:
@@ -34,16 +37,18 @@ class AnyIOTransport(Transport):
     async def receive(self) -> bytes:
         with map_errors("receive"):
             try:
-                return await self._stream.receive(READ_SIZE)
+                data = await self._stream.receive(READ_SIZE)
             except anyio.EndOfStream:
                 return b""
+        self._received = True
+        return data
 
     async def send(self, data: bytes) -> None:
         with map_errors("send"):
             await self._stream.send(data)
 
     async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None) -> None:
-        with map_errors("TLS handshake"):
+        with map_errors("TLS handshake", implicit_tls=not self._received):
             # SMTP frames its own end (QUIT/221), so a missing close_notify is harmless.
             self._stream = await TLSStream.wrap(
                 self._stream,

@@ -32,7 +32,7 @@ import ssl
 
 from .._errors import ConnectionLostError, ProtocolViolationError
 from ._base import READ_SIZE, TLSInfo, Transport
-from ._errors import map_errors
+from ._errors import map_errors, plain_smtp_on_tls_port
 
 __all__ = ["BUFFER_LIMIT", "AsyncioTransport", "connect_tcp_asyncio"]
 
@@ -175,6 +175,9 @@ class AsyncioTransport(Transport):
         self._socket_transport = transport  # the socket's, under TLS too
         self._protocol = protocol
         self._closed = False  # by aclose()
+        # Whether receive() has returned anything yet: a handshake before that is implicit
+        # TLS (RFC 8314 3.3), where an answer in clear means a plain SMTP port.
+        self._received = False
 
     def _lost(self) -> bool:
         """The connection is gone, or going: nothing more may be written to it."""
@@ -200,6 +203,7 @@ class AsyncioTransport(Transport):
         del protocol.buffer[:READ_SIZE]
         if protocol.reading_paused:
             protocol.control_reading()
+        self._received = True
         return data
 
     async def send(self, data: bytes) -> None:
@@ -220,6 +224,9 @@ class AsyncioTransport(Transport):
 
     async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None) -> None:
         if self._protocol.buffer:
+            if not self._received:
+                # A TLS server waits for the client's hello; this one spoke first, in clear.
+                raise plain_smtp_on_tls_port("TLS handshake")
             raise ProtocolViolationError(
                 "the server sent data before the TLS handshake (response injection, RFC 3207 6)"
             )
@@ -229,7 +236,7 @@ class AsyncioTransport(Transport):
         # handshake's last callback delivers what came with it).
         protocol = self._protocol
         protocol.transport = None
-        with map_errors("TLS handshake"):
+        with map_errors("TLS handshake", implicit_tls=not self._received):
             upgraded = await loop.start_tls(
                 self._transport, protocol, ssl_context, server_hostname=server_hostname
             )

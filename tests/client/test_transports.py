@@ -10,6 +10,7 @@ import anyio.abc
 import pytest
 
 import smtpsubmit
+import smtpsubmit.testing
 from smtpsubmit.testing import FakeSMTPServer, Mode
 from smtpsubmit.transport import AnyIOTransport, map_errors
 
@@ -24,6 +25,17 @@ async def test_hostname_with_several_addresses_connects_by_happy_eyeballs() -> N
         ) as client:
             result = await client.sendmail("a@example.com", ["b@example.com"], b"x")
     assert result.accepted == ("b@example.com",)
+
+
+async def test_implicit_tls_to_a_port_that_speaks_plain_smtp_names_the_mismatch() -> None:
+    faults = [smtpsubmit.testing.Fault.plaintext_on_tls_port()]
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, faults=faults) as server:
+        client = smtpsubmit.SMTPClient(
+            server.host, server.port, tls="implicit", ssl_context=server.client_ssl_context()
+        )
+        with pytest.raises(smtpsubmit.TLSModeMismatchError, match="use STARTTLS") as caught:
+            await client.connect()
+    assert caught.value.server_speaks == "plain"
 
 
 async def _pipe(source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream) -> None:
