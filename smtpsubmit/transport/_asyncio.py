@@ -211,9 +211,11 @@ class AsyncioTransport(Transport):
 
     async def send_by(self, data: bytes, deadline: float | None) -> None:
         protocol = self._protocol
-        if self._lost():
+        transport = self._transport
+        # self._lost(), inline: this is the hot path.
+        if protocol.closed or self._socket_transport.is_closing() or transport.is_closing():
             raise ConnectionLostError("send: the connection was lost") from protocol.error
-        self._transport.write(data)
+        transport.write(data)
         if self._socket_transport.is_closing():
             # This very write failed (a reset): asyncio tells the protocol a turn later.
             raise ConnectionLostError("send: the connection was lost")
