@@ -8,6 +8,19 @@ per wait) and behaves exactly like :class:`AnyIOTransport`: same errors (through
 unchanged, since they cancel the task that awaits the future. On trio the client uses
 :class:`AnyIOTransport`.
 
+Bounded memory: asyncio reads whenever the socket is readable, so without a limit a
+server pushing data nobody asked for would grow the heap without end (anyio's streams, and
+so trio, read only inside ``receive``). Above :data:`BUFFER_LIMIT` unread octets the
+transport pauses reading, and resumes once ``receive`` has taken the buffer back down to
+it: the excess stays in the kernel, and TCP flow control stops the sender.
+
+After a reset: over TLS, asyncio's socket transport learns of the reset (a failed write)
+one loop turn before the TLS layer above it does, and counts every later write into the
+dead socket, logging "socket.send() raised exception." from the fifth on. So ``send`` asks
+the socket transport itself whether the connection is still there, stops at the write
+that failed, and ``aclose`` aborts a lost connection instead of closing it (a TLS close
+would still write its close_notify).
+
 STARTTLS: bytes that arrived before the upgrade and were not read are refused instead of
 being handed out later as if they had come through TLS (RFC 3207 6, response injection).
 """
@@ -18,9 +31,14 @@ import asyncio
 import ssl
 
 from .._errors import ConnectionLostError, ProtocolViolationError
-from ._base import READ_SIZE, TLSInfo, Transport, map_errors
+from ._base import READ_SIZE, TLSInfo, Transport
+from ._errors import map_errors, plain_smtp_on_tls_port
 
-__all__ = ["AsyncioTransport", "connect_tcp_asyncio"]
+__all__ = ["BUFFER_LIMIT", "AsyncioTransport", "connect_tcp_asyncio"]
+
+#: Unread octets above which reading pauses: one receive's worth. Replies are small, so
+#: only a server pushing unasked (or a huge pipelined burst) ever reaches it.
+BUFFER_LIMIT = READ_SIZE
 
 
 class _Protocol(asyncio.Protocol):
@@ -36,6 +54,10 @@ class _Protocol(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.buffer = bytearray()
+        # The transport to pause, once known: None during a TLS upgrade, whose transport
+        # exists only when loop.start_tls() returns (see AsyncioTransport.start_tls).
+        self.transport: asyncio.Transport | None = None
+        self.reading_paused = False  # by us, on self.transport
         self.closed = False
         self.error: BaseException | None = None
         self.paused = False
@@ -47,9 +69,28 @@ class _Protocol(asyncio.Protocol):
         # process id, a getpid() system call each time on Linux.
         self._loop = asyncio.get_running_loop()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if len(self.buffer) > BUFFER_LIMIT:
+            self.control_reading()
         self._wake()
+
+    def control_reading(self) -> None:
+        """Pause reading above :data:`BUFFER_LIMIT` unread octets, resume at or below it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # nothing to pause yet (TLS upgrade), or nothing more will arrive
+        over = len(self.buffer) > BUFFER_LIMIT
+        if over and not self.reading_paused:
+            self.reading_paused = True
+            transport.pause_reading()
+        elif not over and self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
 
     def eof_received(self) -> bool:
         self.closed = True
@@ -130,8 +171,21 @@ class AsyncioTransport(Transport):
     """A TCP (optionally TLS) connection driven through an asyncio ``Protocol``."""
 
     def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
-        self._transport = transport
+        self._transport = transport  # the TLS transport after start_tls()
+        self._socket_transport = transport  # the socket's, under TLS too
         self._protocol = protocol
+        self._closed = False  # by aclose()
+        # Whether receive() has returned anything yet: a handshake before that is implicit
+        # TLS (RFC 8314 3.3), where an answer in clear means a plain SMTP port.
+        self._received = False
+
+    def _lost(self) -> bool:
+        """The connection is gone, or going: nothing more may be written to it."""
+        return (
+            self._protocol.closed
+            or self._socket_transport.is_closing()
+            or self._transport.is_closing()
+        )
 
     async def receive(self) -> bytes:
         return await self.receive_by(None)
@@ -147,6 +201,9 @@ class AsyncioTransport(Transport):
             await protocol.readable(deadline)
         data = bytes(protocol.buffer[:READ_SIZE])
         del protocol.buffer[:READ_SIZE]
+        if protocol.reading_paused:
+            protocol.control_reading()
+        self._received = True
         return data
 
     async def send(self, data: bytes) -> None:
@@ -154,9 +211,14 @@ class AsyncioTransport(Transport):
 
     async def send_by(self, data: bytes, deadline: float | None) -> None:
         protocol = self._protocol
-        if protocol.closed or self._transport.is_closing():
+        transport = self._transport
+        # self._lost(), inline: this is the hot path.
+        if protocol.closed or self._socket_transport.is_closing() or transport.is_closing():
+            raise ConnectionLostError("send: the connection was lost") from protocol.error
+        transport.write(data)
+        if self._socket_transport.is_closing():
+            # This very write failed (a reset): asyncio tells the protocol a turn later.
             raise ConnectionLostError("send: the connection was lost")
-        self._transport.write(data)
         while protocol.paused and not protocol.closed:
             await protocol.writable(deadline)
         if protocol.closed and protocol.error is not None:
@@ -164,21 +226,36 @@ class AsyncioTransport(Transport):
 
     async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None) -> None:
         if self._protocol.buffer:
+            if not self._received:
+                # A TLS server waits for the client's hello; this one spoke first, in clear.
+                raise plain_smtp_on_tls_port("TLS handshake")
             raise ProtocolViolationError(
                 "the server sent data before the TLS handshake (response injection, RFC 3207 6)"
             )
         loop = asyncio.get_running_loop()
-        with map_errors("TLS handshake"):
+        # The plain transport is not the one to pause from now on, and the TLS one is not
+        # known before start_tls() returns, while data may already arrive through it (the
+        # handshake's last callback delivers what came with it).
+        protocol = self._protocol
+        protocol.transport = None
+        with map_errors("TLS handshake", implicit_tls=not self._received):
             upgraded = await loop.start_tls(
-                self._transport, self._protocol, ssl_context, server_hostname=server_hostname
+                self._transport, protocol, ssl_context, server_hostname=server_hostname
             )
         if upgraded is None:  # pragma: no cover - the transport closed during the handshake
             raise ConnectionLostError("TLS handshake: the connection was lost")
-        self._transport = upgraded
+        self._transport = protocol.transport = upgraded
+        protocol.control_reading()  # for what arrived before start_tls() returned
 
     async def aclose(self) -> None:
+        if self._closed:
+            return  # and no abort(): it would drop what the first close is still flushing
+        self._closed = True
         self._protocol.stop_watchdog()
-        self._transport.close()
+        if self._lost():
+            self._transport.abort()  # nothing to flush, and no close_notify to write
+        else:
+            self._transport.close()
 
     @property
     def local_ip(self) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import anyio.abc
 import pytest
 
 import smtpsubmit
+import smtpsubmit.testing
 from smtpsubmit.testing import FakeSMTPServer, Mode
 from smtpsubmit.transport import AnyIOTransport, map_errors
 
@@ -24,6 +26,17 @@ async def test_hostname_with_several_addresses_connects_by_happy_eyeballs() -> N
         ) as client:
             result = await client.sendmail("a@example.com", ["b@example.com"], b"x")
     assert result.accepted == ("b@example.com",)
+
+
+async def test_implicit_tls_to_a_port_that_speaks_plain_smtp_names_the_mismatch() -> None:
+    faults = [smtpsubmit.testing.Fault.plaintext_on_tls_port()]
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, faults=faults) as server:
+        client = smtpsubmit.SMTPClient(
+            server.host, server.port, tls="implicit", ssl_context=server.client_ssl_context()
+        )
+        with pytest.raises(smtpsubmit.TLSModeMismatchError, match="use STARTTLS") as caught:
+            await client.connect()
+    assert caught.value.server_speaks == "plain"
 
 
 async def _pipe(source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream) -> None:
@@ -118,6 +131,30 @@ def test_map_errors_translates_at_the_edge() -> None:
             raise OSError(111, "Connection refused")
 
 
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ConnectionResetError(104, "Connection reset by peer"), smtpsubmit.ConnectionLostError),
+        (BrokenPipeError(32, "Broken pipe"), smtpsubmit.ConnectionLostError),
+        (
+            ConnectionAbortedError(103, "Software caused connection abort"),
+            smtpsubmit.ConnectionLostError,
+        ),
+        (ConnectionRefusedError(111, "Connection refused"), smtpsubmit.ConnectError),
+        (OSError(113, "No route to host"), smtpsubmit.ConnectError),
+    ],
+)
+def test_map_errors_tells_a_lost_connection_from_one_never_made(
+    error: OSError, expected: type[smtpsubmit.ConnectError]
+) -> None:
+    """asyncio hands over the OSError of a reset where anyio raises BrokenResourceError:
+    both are a lost connection, on either backend."""
+    with pytest.raises(smtpsubmit.ConnectError) as caught:
+        with map_errors("receive"):
+            raise error
+    assert type(caught.value) is expected
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_asyncio_transport_is_used_on_asyncio_and_behaves_like_the_anyio_one(
     anyio_backend: str,
@@ -163,24 +200,38 @@ async def test_asyncio_transport_refuses_starttls_over_unread_bytes(anyio_backen
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_asyncio_transport_deadlines_use_one_watchdog_and_expire_only_when_due(
-    anyio_backend: str,
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One timer serves every wait: a later deadline re-arms it when it fires, an earlier
-    one replaces it. The server's pause is the loop's own timer order (its wake-up is due
-    after the watchdog's), not a race."""
+    one replaces it. The loop's clock is the test's and moves only when the server side
+    moves it, so no deadline passes by itself: the order of events is the test's, not a
+    race with real time (a loaded machine cannot make the first wait time out)."""
     from smtpsubmit.transport import connect_tcp
 
-    first_deadline = 0.0
+    loop = asyncio.get_running_loop()
+    clock = [0.0]
+    first_deadline = later = earlier = 0.0
 
     async def server(stream: anyio.abc.SocketStream) -> None:
         async with stream:
             assert await stream.receive() == b"1"
             await stream.send(b"a")
-            # Answer the second wait only after the watchdog armed for the first fired.
-            await anyio.sleep_until(first_deadline + 0.05)
+            # The client now waits for "b" until `later`, on the watchdog armed for its
+            # first wait: a later deadline costs no timer.
+            assert await stream.receive() == b"2"
+            assert protocol._watchdog is first_watchdog
+            clock[0] = first_deadline  # due: it fires, finds `later` ahead, re-arms for it
+            # Sent after: the watchdog fires in the loop turn that delivers "b" at the
+            # latest, and the client's wait resumes only in a later turn.
             await stream.send(b"b")
+            assert await stream.receive() == b"3"
+            # The client waits until `earlier`: that replaced the watchdog.
+            assert protocol._watchdog.when() == earlier
+            clock[0] = earlier  # due: the wait expires
+            assert await stream.receive() == b"4"
+            await stream.send(b"c")
             with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
-                await stream.receive()  # hold the line open, silent, until the client goes
+                await stream.receive()  # silent until the client goes
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
@@ -188,14 +239,28 @@ async def test_asyncio_transport_deadlines_use_one_watchdog_and_expire_only_when
         tg.start_soon(listener.serve, server)
         transport = await connect_tcp("127.0.0.1", port)
         protocol = transport._protocol  # type: ignore[attr-defined]
-        await transport.send(b"1")
-        first_deadline = anyio.current_time() + 0.05
-        assert await transport.receive_by(first_deadline) == b"a"
-        later = anyio.current_time() + 30
-        assert await transport.receive_by(later) == b"b"  # not expired at the first deadline
-        assert protocol._watchdog.when() == later  # re-armed when it fired
-        with pytest.raises(TimeoutError):
-            await transport.receive_by(anyio.current_time() + 0.05)  # earlier: replaces it
-        await transport.aclose()
-        assert protocol._watchdog is None
+        clock[0] = loop.time()
+        monkeypatch.setattr(loop, "time", lambda: clock[0])
+        try:
+            await transport.send(b"1")
+            first_deadline = clock[0] + 1
+            assert await transport.receive_by(first_deadline) == b"a"  # time stands still
+            first_watchdog = protocol._watchdog
+            assert first_watchdog.when() == first_deadline  # armed for the first wait
+            later = clock[0] + 30
+            await transport.send(b"2")
+            assert await transport.receive_by(later) == b"b"  # not expired when it fired
+            assert protocol._watchdog is not first_watchdog
+            assert protocol._watchdog.when() == later  # re-armed when it fired
+            earlier = clock[0] + 1
+            await transport.send(b"3")
+            with pytest.raises(TimeoutError):
+                await transport.receive_by(earlier)
+            await transport.send(b"4")
+            assert await transport.receive_by(clock[0] + 30) == b"c"
+            assert protocol._watchdog is not None  # still armed, for nobody
+            await transport.aclose()
+            assert protocol._watchdog is None  # closing stops it
+        finally:
+            monkeypatch.undo()  # the real clock again before anything else waits on it
         tg.cancel_scope.cancel()
