@@ -13,6 +13,11 @@ Rules, each checked before any I/O:
   re-encoded to 7 bit and raw bytes are refused.
 - A header value that would start a new header field (CR/LF injection) is refused; so
   are raw lines over 998 octets (RFC 5321 4.5.3.1.6).
+- A field whose text the email package's parser cannot read (it raises on some malformed
+  values, e.g. ``Content-Type: 0;0*``, or drops what it could not parse) is written as it
+  was given, folded only at white space: never an exception, never a character lost. An
+  address field the envelope needs and cannot be read is a :class:`MessageError` naming
+  the field; given an explicit envelope, no field is read.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.policy import Policy
 from io import BytesIO
-from typing import Literal
+from typing import Any, Literal
 
 import idna
 
@@ -96,10 +101,23 @@ class PreparedMessage:
     binary: bool = False
 
 
+def _fields(msg: Message, name: str) -> list[Any]:
+    """``msg.get_all(name)``, where a value the email package cannot parse (its parsers
+    raise IndexError and the like on some malformed text) is a :class:`MessageError`."""
+    try:
+        return msg.get_all(name) or []
+    except Exception:  # any failure inside the stdlib's header parser
+        raw = [v for k, v in msg.raw_items() if k.lower() == name.lower()]
+        shown = repr(str(raw[0]))[:80] if raw else "?"
+        raise MessageError(
+            f"the message's {name} header field cannot be parsed: {shown}; fix it, or pass "
+            "sender= and recipients= to send the message with the field as it is"
+        ) from None
+
+
 def _addresses(msg: Message, name: str) -> list[str]:
-    values = msg.get_all(name) or []
     found: list[str] = []
-    for value in values:
+    for value in _fields(msg, name):
         addresses = getattr(value, "addresses", None)
         if addresses is not None:  # EmailMessage with a modern policy: parsed headers
             found.extend(a.addr_spec for a in addresses if a.addr_spec and a.addr_spec != "<>")
@@ -108,18 +126,25 @@ def _addresses(msg: Message, name: str) -> list[str]:
     return found
 
 
-def envelope_from(msg: Message) -> Envelope:
-    """The envelope smtplib's ``send_message`` would build (RFC 5322 3.6.6 for Resent-*)."""
-    resent = msg.get_all("Resent-Date")
-    prefix = "Resent-" if resent else ""
-    if resent and len(resent) > 1:
+def _resent_prefix(msg: Message) -> str:
+    """``"Resent-"`` when the message has a Resent- block (RFC 5322 3.6.6), else ``""``."""
+    resent = _fields(msg, "Resent-Date")
+    if len(resent) > 1:
         # Which Resent-To belongs to which block is not knowable from the fields alone.
         raise MessageError(
             "the message has more than one Resent- block; pass the envelope explicitly"
         )
+    return "Resent-" if resent else ""
+
+
+def _sender(msg: Message, prefix: str) -> str:
     senders = _addresses(msg, prefix + "Sender") or _addresses(msg, prefix + "From")
     if not senders:
         raise MessageError(f"the message has no {prefix}From or {prefix}Sender address")
+    return senders[0]
+
+
+def _recipients(msg: Message, prefix: str) -> tuple[str, ...]:
     recipients: list[str] = []
     for name in ("To", "Cc", "Bcc"):
         for address in _addresses(msg, prefix + name):
@@ -127,7 +152,13 @@ def envelope_from(msg: Message) -> Envelope:
                 recipients.append(address)
     if not recipients:
         raise MessageError(f"the message has no {prefix}To, {prefix}Cc or {prefix}Bcc address")
-    return Envelope(senders[0], tuple(recipients))
+    return tuple(recipients)
+
+
+def envelope_from(msg: Message) -> Envelope:
+    """The envelope smtplib's ``send_message`` would build (RFC 5322 3.6.6 for Resent-*)."""
+    prefix = _resent_prefix(msg)
+    return Envelope(_sender(msg, prefix), _recipients(msg, prefix))
 
 
 def check_envelope(sender: str, recipients: Sequence[str] | str) -> None:
@@ -253,6 +284,76 @@ _VERBATIM = (
     headerregistry.ContentTransferEncodingHeader,
 )
 
+_WORDS = re.compile(r"[ \t]+[^ \t]*")
+
+
+class _FieldText(headerregistry.UnstructuredHeader, headerregistry.BaseHeader):
+    """A field whose text the stdlib could not parse (see :class:`_TolerantHeaderFactory`).
+
+    It is written as it was given, folded only before white space where a line would
+    exceed the policy's length (RFC 5322 2.2.3): unfolding gives back the exact text. Only
+    text that cannot go out as it is (non-ASCII without a UTF-8 policy, or undecodable
+    octets) takes the stdlib's unstructured folder, which encodes it (RFC 2047).
+    """
+
+    _text: str
+
+    def __new__(cls, name: str, value: str) -> _FieldText:
+        self = super().__new__(cls, name, value)
+        self._text = value
+        return self
+
+    def fold(self, *, policy: Policy) -> str:
+        """``name: text`` folded at white space, ending with the policy's line separator."""
+        text = self._text
+        sendable = text.isascii() or getattr(policy, "utf8", False)
+        if not sendable or not text.replace("\t", " ").isprintable():  # also: surrogates
+            return super().fold(policy=policy)
+        limit = policy.max_line_length or sys.maxsize
+        first = f"{self.name}:"
+        lines = [first]
+        for word in _WORDS.findall(" " + text):  # each starts with white space
+            if len(lines[-1]) + len(word) > limit and lines[-1] != first and word.strip():
+                lines.append(word)
+            else:
+                lines[-1] += word
+        return policy.linesep.join(lines) + policy.linesep
+
+
+#: Fields already parsed as text: their defects (an undecodable encoded word) lose nothing.
+_UNSTRUCTURED_TYPES = (headerregistry.UnstructuredHeader,)
+
+
+class _TolerantHeaderFactory:
+    """A policy's ``header_factory`` that never lets the parser lose or stop on a field.
+
+    The email package parses a field's text whenever it refolds it (a long field read
+    from bytes, or any field of a ``compat32`` message, which goes out through a modern
+    policy) or reads it (a part's Content-Type, during generation). Some malformed values
+    make its structured parsers raise (``Content-Type: 0;0*`` is an IndexError in CPython
+    3.11); others parse with a defect and lose the part they could not read
+    (``Content-Disposition: =;0* x`` refolds to ``=;``). Either way the field is a
+    :class:`_FieldText` here instead (text, as the stdlib treats any field it has no parser
+    for; written as given), so what the caller wrote is what is sent. Fields that parse
+    cleanly are untouched: their output is the stdlib's.
+    """
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+
+    def __call__(self, name: str, value: str) -> Any:
+        try:
+            header = self._factory(name, value)
+        except Exception:  # any failure inside the stdlib's structured parsers
+            return _FieldText(name, value)
+        if getattr(header, "defects", None) and not isinstance(header, _UNSTRUCTURED_TYPES):
+            return _FieldText(name, value)
+        return header
+
+    def __getitem__(self, name: str) -> Any:  # EmailPolicy.header_max_count looks types up
+        return self._factory[name]
+
+
 _POLICIES: dict[tuple[int, bool, bool], tuple[Policy, Policy]] = {}
 
 
@@ -264,7 +365,9 @@ def _policy(base: Policy, *, utf8: bool, cte_7bit: bool) -> Policy:
         return cached[1]
     policy = base.clone(linesep="\r\n")
     if isinstance(policy, email.policy.EmailPolicy):
-        policy = policy.clone(utf8=utf8)
+        policy = policy.clone(
+            utf8=utf8, header_factory=_TolerantHeaderFactory(policy.header_factory)
+        )
     if cte_7bit:
         policy = policy.clone(cte_type="7bit")
     if len(_POLICIES) > 64:
@@ -392,12 +495,17 @@ def prepare_raw(
 def message_envelope(
     msg: Message, sender: str | None = None, recipients: Sequence[str] | None = None
 ) -> Envelope:
-    """The envelope of ``msg`` with the caller's overrides, syntax-checked (no I/O)."""
-    envelope = envelope_from(msg)
-    checked = Envelope(
-        envelope.sender if sender is None else sender,
-        envelope.recipients if recipients is None else tuple(recipients),
-    )
+    """The envelope of ``msg`` with the caller's overrides, syntax-checked (no I/O).
+
+    Only what the caller did not give is read from the header fields, as smtplib does.
+    """
+    if sender is None or recipients is None:
+        prefix = _resent_prefix(msg)
+        if sender is None:
+            sender = _sender(msg, prefix)
+        if recipients is None:
+            recipients = _recipients(msg, prefix)
+    checked = Envelope(sender, tuple(recipients))
     check_envelope(checked.sender, checked.recipients)
     return checked
 

@@ -1,17 +1,21 @@
-"""Our header fast path writes exactly what the stdlib's folding would."""
+"""Our header fast path writes exactly what the stdlib's folding would, and a field the
+stdlib cannot parse goes out whole instead of crashing or losing text."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 from email.generator import BytesGenerator
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from io import BytesIO
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from smtpsubmit._message import _generate
+from smtpsubmit import MessageError
+from smtpsubmit._message import _generate, _policy, message_envelope, prepare_message
+from smtpsubmit.protocol import Extensions
 
 POLICY = email.policy.default.clone(linesep="\r\n")
 # Printable ASCII words, with spaces, commas, quotes, parentheses, angle brackets and @:
@@ -51,7 +55,7 @@ def build(subject: str, names: list[str], addresses: list[str]) -> EmailMessage 
     return msg
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=3 * settings.default.max_examples)
 @given(
     subject=TEXT,
     names=st.lists(NAME, max_size=4),
@@ -85,34 +89,183 @@ def test_fast_header_path_matches_on_a_realistic_message() -> None:
 STRUCTURED = ("From", "To", "Cc", "Reply-To", "Message-ID", "In-Reply-To", "Content-Type")
 
 
-@settings(max_examples=400, deadline=None)
+def ours_by_the_stdlib(msg: EmailMessage, *, utf8: bool) -> bytes:
+    """The stdlib's generator with the policy our serialiser uses (the same header factory,
+    so fields it cannot parse are text there too): the slow path the fast one must match."""
+    out = BytesIO()
+    policy = _policy(msg.policy, utf8=utf8, cte_7bit=False)
+    BytesGenerator(out, mangle_from_=False, policy=policy).flatten(msg, linesep="\r\n")
+    return out.getvalue()
+
+
+def parses_cleanly(msg: EmailMessage) -> bool:
+    """Every field of ``msg`` parses under its policy without an exception or a defect."""
+    try:
+        return not any(getattr(value, "defects", ()) for _, value in msg.items())
+    except Exception:  # the stdlib's parser crashes on some malformed values
+        return False
+
+
+@settings(max_examples=4 * settings.default.max_examples)
 @given(
     fields=st.lists(st.tuples(st.sampled_from(STRUCTURED), TEXT), min_size=1, max_size=5),
     utf8=st.booleans(),
 )
+@example(fields=[("Content-Type", "0;0*")], utf8=False)  # the stdlib's parser: IndexError
 def test_fast_header_path_matches_the_stdlib_on_any_structured_field_text(
     fields: list[tuple[str, str]], utf8: bool
 ) -> None:
     """Any printable text in address, id and MIME fields, as given by the caller or as
     parsed from a message: quoted or bare display names, comments, groups, parameters
-    with and without quotes, and the malformed values the parser tolerates."""
+    with and without quotes, and the malformed values the parser tolerates. Where every
+    field parses cleanly the output is the plain stdlib's; otherwise the stdlib's with our
+    policy (see test_unparsable_fields_*). A message the stdlib cannot even build (its
+    parser raises on some values) is no example."""
     raw = "".join(f"{name}: {value}\r\n" for name, value in fields) + "\r\nbody\r\n"
-    parsed = email.message_from_bytes(raw.encode("ascii"), policy=email.policy.default)
-    assert isinstance(parsed, EmailMessage)
-    given_msg = EmailMessage()
+    parsed: EmailMessage | None
+    try:
+        parsed = email.message_from_bytes(raw.encode("ascii"), policy=email.policy.default)  # type: ignore[assignment]
+    except Exception:  # the stdlib's parser crashes on it: nothing to compare with
+        parsed = None
+    given_msg: EmailMessage | None = EmailMessage()
     try:
         for name, value in fields:
-            given_msg[name] = value
+            given_msg[name] = value  # type: ignore[index]
     except Exception:  # a value the email package itself refuses (or trips over)
         given_msg = None
+    assume(parsed is not None or given_msg is not None)
     for msg in (parsed, given_msg):
         if msg is None:
             continue
         try:
-            expected = stdlib(msg, utf8=utf8)
+            expected = ours_by_the_stdlib(msg, utf8=utf8)
         except Exception:  # the stdlib cannot serialise it either: nothing to compare
             continue
         assert _generate(msg, utf8=utf8, cte_7bit=False) == expected
+        if parses_cleanly(msg):
+            assert expected == stdlib(msg, utf8=utf8)
+
+
+ENVELOPE = b"From: a@example.com\r\nTo: b@example.com\r\n"
+
+#: Field text the stdlib's parsers raise on (CPython 3.11: IndexError, AttributeError,
+#: TypeError) or parse with a defect and lose part of when they refold it.
+UNPARSABLE = [
+    ("Content-Type", "0;0*"),  # IndexError (a compat32 part's type is read to write it)
+    ("Content-Type", "text/plain; charset=us-ascii; 0*"),
+    ("Content-Type", ".;aa*" + " y" * 40),
+    ("Content-Disposition", "=;0*" + " d" * 40),  # refolded as "=;"
+    ("Message-ID", '<:a;"=' + " m" * 40),  # IndexError when refolded
+    ("Cc", "c" * 80 + " *<"),  # IndexError when refolded
+    ("Reply-To", ",=:>;)" + " r" * 40),  # AttributeError when refolded
+    ("Reply-To", "a@b.example, (x" + " z" * 40),  # refolded as "a@b.example, (x z z ...)"
+    ("Date", "not a date" + " at all" * 12),  # refolded as nothing
+]
+
+
+def unfolded_head(data: bytes) -> bytes:
+    """The header section with every folding line break removed (RFC 5322 2.2.3)."""
+    head = b"\r\n" + data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    return head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b"\t")
+
+
+def sent(msg: Message) -> bytes:
+    """The octets prepared for ``msg`` with an explicit envelope (no field is read)."""
+    envelope = message_envelope(msg, "a@example.com", ["b@example.com"])
+    return prepare_message(msg, envelope, Extensions()).data
+
+
+@pytest.mark.parametrize(("name", "value"), UNPARSABLE)
+@pytest.mark.parametrize("policy", [email.policy.compat32, email.policy.default])
+def test_unparsable_fields_are_sent_whole(
+    name: str, value: str, policy: email.policy.Policy
+) -> None:
+    """A field from parsed bytes, or in a compat32 message (which goes out through a modern
+    policy), that the stdlib cannot parse is written as it is: no exception, and unfolding
+    the output gives back the exact text (lines are only ever broken before white space)."""
+    raw = ENVELOPE + f"{name}: {value}\r\n\r\nbody\r\n".encode()
+    try:
+        msg = email.message_from_bytes(raw, policy=policy)
+    except IndexError:  # the parser itself crashes (Content-Type, modern policy)
+        assert policy is email.policy.default
+        assert name == "Content-Type"
+        return
+    for data in (sent(msg), _generate(msg, utf8=True, cte_7bit=False)):
+        assert f"\r\n{name}: {value}\r\n".encode() in unfolded_head(data)
+        assert data.endswith(b"\r\n\r\nbody\r\n")
+
+
+LONG_TEXT = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=40, max_size=120
+)
+
+
+@settings(max_examples=3 * settings.default.max_examples)
+@given(
+    fields=st.lists(st.tuples(st.sampled_from(STRUCTURED), LONG_TEXT), min_size=1, max_size=4),
+    compat32=st.booleans(),
+)
+def test_any_structured_field_text_is_sent_or_refused_never_crashes(
+    fields: list[tuple[str, str]], compat32: bool
+) -> None:
+    """Long enough to be refolded: the output, or a MessageError, never another exception;
+    and a field the stdlib cannot parse cleanly goes out exactly as it was read."""
+    raw = "".join(f"{name}: {value}\r\n" for name, value in fields) + "\r\nbody\r\n"
+    policy = email.policy.compat32 if compat32 else email.policy.default
+    try:
+        msg = email.message_from_bytes(raw.encode("ascii"), policy=policy)
+    except Exception:  # the stdlib's own parser crashed (a modern Content-Type)
+        assume(False)
+    try:
+        data = sent(msg)
+    except MessageError:
+        return
+    factory = email.policy.default.header_factory
+    for name, value in fields:
+        text = value.lstrip(" ")  # as the parser stores it
+        try:
+            clean = not factory(name, text).defects
+        except Exception:  # the stdlib's parser crashes on it
+            clean = False
+        if not clean:
+            assert f"\r\n{name}: {text}\r\n".encode() in unfolded_head(data)
+
+
+def test_a_compat32_content_type_the_stdlib_cannot_parse_is_sent_verbatim() -> None:
+    """The seed of this rule: ``Content-Type: 0;0*`` made the stdlib raise IndexError from
+    inside our serialiser (compat32 messages go out through a modern policy)."""
+    msg = email.message_from_bytes(ENVELOPE + b"Content-Type: 0;0*\r\n\r\nbody\r\n")
+    envelope = message_envelope(msg)
+    prepared = prepare_message(msg, envelope, Extensions())
+    assert prepared.data == ENVELOPE + b"Content-Type: 0;0*\r\n\r\nbody\r\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("Cc", "*<"), ("To", "b@example.com, <"), ("From", "'@")]
+)
+def test_an_unparsable_address_field_the_envelope_needs_is_a_message_error(
+    name: str, value: str
+) -> None:
+    fields = {"From": "a@example.com", "To": "b@example.com", name: value}
+    raw = "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\nbody\r\n"
+    msg = email.message_from_bytes(raw.encode(), policy=email.policy.default)
+    with pytest.raises(MessageError, match=rf"{name} header field cannot be parsed") as info:
+        message_envelope(msg)
+    assert "sender= and recipients=" in str(info.value)
+    # With the envelope given, the field is not read: the message goes out as it is.
+    envelope = message_envelope(msg, "a@example.com", ["b@example.com"])
+    data = prepare_message(msg, envelope, Extensions()).data
+    assert f"{name}: {value}\r\n".encode() in data
+
+
+def test_only_the_part_of_the_envelope_not_given_is_read_from_the_message() -> None:
+    msg = EmailMessage()
+    msg["To"] = "b@example.com"
+    msg.set_content("body\n")
+    with pytest.raises(MessageError, match="no From or Sender"):
+        message_envelope(msg)
+    envelope = message_envelope(msg, sender="a@example.com")
+    assert (envelope.sender, envelope.recipients) == ("a@example.com", ("b@example.com",))
 
 
 def test_fast_header_path_matches_on_message_ids_and_mime_parameters() -> None:
