@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint interop bench clean
+.PHONY: demo test test-random lint interop bench clean
 
 $(STAMP): pyproject.toml
 	@# Debian's python3 needs python3-venv for `-m venv`; install it when we are root.
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The property tests with fresh seeds and 10x the examples (tests/conftest.py's profiles);
+# `make test` and CI use the fixed, derandomised profile.
+test-random: $(STAMP)
+	HYPOTHESIS_PROFILE=random $(BIN)/python -m pytest -q -m 'hypothesis and not interop and not bench'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
