@@ -78,6 +78,7 @@ from ._message import (
 )
 from ._options import ClientOptions, TransportFactory, Unpack
 from ._results import SendResult, Transcript, TranscriptLine, lines_of
+from ._validate import check_client_arguments
 from .auth import (
     Authenticator,
     ChannelInfo,
@@ -165,6 +166,23 @@ class SMTPClient:
         unix_socket: str | None = None,
         source_address: str | None = None,
     ) -> None:
+        check_client_arguments(
+            host,
+            port,
+            tls=tls,
+            ssl_context=ssl_context,
+            username=username,
+            password=password,
+            auth=auth,
+            timeout=timeout,
+            local_hostname=local_hostname,
+            server_hostname=server_hostname,
+            allow_cleartext_auth=allow_cleartext_auth,
+            chunking=chunking,
+            transport=transport,
+            unix_socket=unix_socket,
+            source_address=source_address,
+        )
         self.host = host
         self.port = port
         self.tls_mode = resolve_tls_mode(port, tls)

@@ -46,6 +46,7 @@ from ._gate import loop_clock
 from ._message import DSN
 from ._options import ClientOptions, Unpack
 from ._results import SendResult
+from ._validate import check_pool_arguments
 
 __all__ = ["SMTPPool"]
 
@@ -116,6 +117,17 @@ class SMTPPool:
         health_check_after: float | None = 5.0,
         **options: Unpack[ClientOptions],
     ) -> None:
+        check_pool_arguments(
+            host,
+            port,
+            max_connections=max_connections,
+            window=window,
+            max_messages_per_connection=max_messages_per_connection,
+            max_connection_age=max_connection_age,
+            idle_timeout=idle_timeout,
+            health_check_after=health_check_after,
+            **options,
+        )
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         if window < 1:
