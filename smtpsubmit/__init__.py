@@ -10,6 +10,7 @@ certificates, no credentials or mail in cleartext unless explicitly allowed.
 
 from ._client import DSN, SMTPClient, send
 from ._errors import (
+    ArgumentError,
     AuthenticationError,
     CertificateError,
     CleartextAuthError,
@@ -44,6 +45,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "DSN",
     "Attempt",
+    "ArgumentError",
     "AuthenticationError",
     "Authenticator",
     "CertificateError",

@@ -48,8 +48,8 @@ class SMTPClient:
     """A submission session to one server; several messages reuse the connection.
 
     ``tls=None`` picks the mode from the port (465 implicit TLS, 587 STARTTLS, anything
-    else must be explicit; RFC 8314). Credentials are ``username``/``password`` (an empty
-    username means no authentication) or an :class:`~smtpsubmit.auth.Authenticator` in
+    else must be explicit; RFC 8314). Credentials are ``username``/``password`` (both empty
+    or both ``None``: no authentication; one without the other is refused) or an :class:`~smtpsubmit.auth.Authenticator` in
     ``auth`` (OAuth2, custom mechanisms). ``ssl_context`` replaces the default (certifi
     CAs, hostname check, TLS 1.2+). ``timeout`` is a :class:`Timeouts` or seconds for
     every phase. ``transport`` lets you bring your own stream (a proxy, a test double):

@@ -3,6 +3,7 @@
 ::
 
     SMTPError
+    ├── ArgumentError                 an argument refused before any I/O (it names which)
     ├── ConnectError                  could not reach the server (DNS, refused, reset)
     │   ├── ConnectionLostError       the server closed or reset an established connection
     │   └── NotSentError              this message was never (wholly) transmitted: retry-safe
@@ -11,7 +12,8 @@
     │   ├── CertificateError          the certificate did not verify (CA, hostname, expiry)
     │   └── TLSModeMismatchError      the port speaks the other TLS mode (465 vs 587 style)
     ├── SecurityPolicyError           refused by our policy before anything unsafe happened
-    │   ├── TLSPolicyError            wrong or ambiguous TLS mode for the port (RFC 8314)
+    │   ├── TLSPolicyError            wrong or ambiguous TLS mode for the port (RFC 8314);
+    │   │                             an ArgumentError too
     │   ├── StartTLSUnavailableError  STARTTLS missing or refused; nothing more was sent
     │   └── CleartextAuthError        AUTH would go over an unencrypted channel
     ├── ProtocolViolationError        the server broke the protocol (e.g. 250 to DATA)
@@ -32,14 +34,18 @@ redacted, and that command's ``verb``. A :class:`TransientReplyError` always car
 code and a :class:`PermanentReplyError` a 5xx one: a reply outside those ranges where a
 failure was due (a 250 to DATA) is a :class:`ProtocolViolationError`, which carries the
 reply too. No exception message ever contains a password, token or AUTH payload.
+
+An :class:`ArgumentError` carries the keywords it is about (``arguments``); front ends that
+take the same values under other names (the CLI's options, Django's settings) re-spell its
+message in their own words (:meth:`ArgumentError.spelled`).
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .protocol import EnhancedStatus as EnhancedStatus
 from .protocol import Reply
@@ -48,6 +54,7 @@ if TYPE_CHECKING:
     from ._results import Attempt
 
 __all__ = [
+    "ArgumentError",
     "AuthenticationError",
     "CertificateError",
     "CleartextAuthError",
@@ -87,6 +94,83 @@ class SMTPError(Exception):
     def attempts(self) -> int:
         """How many tries ended in this error (1 without a retry policy)."""
         return max(1, len(self.history))
+
+
+#: How a front end spells an argument: ``spelling("port", None)`` is its name (``--port``,
+#: ``EMAIL_PORT``); ``spelling("tls", "implicit")`` is the argument set to that value
+#: (``--tls implicit``, ``EMAIL_USE_SSL = True``). ``None``: the library's own spelling.
+Spelling = Callable[[str, "str | None"], "str | None"]
+
+_E = TypeVar("_E", bound="ArgumentError")
+
+
+def _keyword(argument: str, value: str | None) -> str:
+    """The library's spelling: the keyword (``port``), or ``tls=TLSMode.IMPLICIT``."""
+    if value is None:
+        return argument
+    if argument == "tls":
+        return f"tls=TLSMode.{value.upper().replace('-', '_')}"
+    if argument == "port":
+        return f"port {value}"
+    return f"{argument}={value}"
+
+
+class _Spelled:
+    """What a template's ``{port}`` and ``{tls:implicit}`` fields format (see ArgumentError)."""
+
+    def __init__(self, argument: str, spelling: Spelling) -> None:
+        self._argument = argument
+        self._spelling = spelling
+
+    def __format__(self, value: str) -> str:
+        spelled = self._spelling(self._argument, value or None)
+        return _keyword(self._argument, value or None) if spelled is None else spelled
+
+
+class _Arguments(dict[str, _Spelled]):
+    def __init__(self, spelling: Spelling) -> None:
+        super().__init__()
+        self._spelling = spelling
+
+    def __missing__(self, argument: str) -> _Spelled:
+        return _Spelled(argument, self._spelling)
+
+
+def render_template(template: str, spelling: Spelling | None = None) -> str:
+    """``template`` with its ``{port}``/``{tls:implicit}`` fields spelled by ``spelling``
+    (default: as the library's keywords); see :class:`ArgumentError`."""
+    return template.format_map(_Arguments(spelling or _keyword))
+
+
+class ArgumentError(SMTPError, ValueError):
+    """An argument was refused before any I/O: wrong type, out of range, or in conflict.
+
+    ``arguments`` are the keywords involved (``("password", "username")``), ``argument``
+    the first (``None`` when the error names none). ``str()`` speaks the library's keywords.
+    The message is a ``template`` whose ``{port}`` fields name an argument and whose
+    ``{tls:implicit}`` fields name it set to a value; :meth:`spelled` renders it in a front
+    end's words. Never contains a password.
+    """
+
+    def __init__(self, template: str, *arguments: str, spelling: Spelling | None = None) -> None:
+        self.template = template
+        self.arguments = arguments
+        self.argument = arguments[0] if arguments else None
+        super().__init__(self.message(spelling) if arguments else template)
+
+    def message(self, spelling: Spelling | None = None) -> str:
+        """The message, each argument spelled by ``spelling`` (default: as keywords)."""
+        if not self.arguments:
+            return self.template
+        return render_template(self.template, spelling)
+
+    def spelled(self: _E, spelling: Spelling) -> _E:
+        """The same error (same class, same ``arguments``) with its message re-spelled."""
+        return type(self)(self.template, *self.arguments, spelling=spelling)
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of the wrong type (``tls=True``, ``port="25"``): a ``TypeError`` too."""
 
 
 class ConnectError(SMTPError):
@@ -140,8 +224,11 @@ class SecurityPolicyError(SMTPError):
     """Our security policy refused to go on; nothing unsafe was sent."""
 
 
-class TLSPolicyError(SecurityPolicyError, ValueError):
-    """The TLS mode and port do not make a safe, unambiguous choice (RFC 8314)."""
+class TLSPolicyError(SecurityPolicyError, ArgumentError):
+    """The TLS mode and port do not make a safe, unambiguous choice (RFC 8314).
+
+    An :class:`ArgumentError` too: it names ``port`` and ``tls``.
+    """
 
 
 class StartTLSUnavailableError(SecurityPolicyError):

@@ -41,6 +41,7 @@ from ._errors import (
 from ._gate import loop_clock
 from ._options import TransportFactory
 from ._session import Session, timeout_error
+from ._validate import check_client_arguments
 from .auth import (
     Authenticator,
     ChannelInfo,
@@ -125,21 +126,32 @@ class Settings:
         retry: RetryPolicy | None = None,
         rate_limit: RateLimit | None = None,
     ) -> Settings:
-        """Check the keywords and resolve the TLS mode (RFC 8314), before any I/O."""
-        if auth is not None and username:
-            raise ValueError("pass either auth= or username/password, not both")
+        """Check the keywords (:func:`._validate.check_client_arguments`, naming any that
+        is wrong) and resolve the TLS mode (RFC 8314), before any I/O."""
+        check_client_arguments(
+            host,
+            port,
+            tls=tls,
+            ssl_context=ssl_context,
+            username=username,
+            password=password,
+            auth=auth,
+            timeout=timeout,
+            local_hostname=local_hostname,
+            server_hostname=server_hostname,
+            allow_cleartext_auth=allow_cleartext_auth,
+            chunking=chunking,
+            transport=transport,
+            unix_socket=unix_socket,
+            source_address=source_address,
+            cafile=cafile,
+            retry=retry,
+            rate_limit=rate_limit,
+        )
         if username:
             auth = PasswordAuth(username, password or "")
         if cafile is not None:
-            if ssl_context is not None:
-                raise ValueError("pass either cafile= or ssl_context=, not both")
             ssl_context = default_ssl_context(cafile=cafile)
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise TypeError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
-        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
-            raise TypeError(
-                f"rate_limit must be a RateLimit or None, not {type(rate_limit).__name__}"
-            )
         return cls(
             host=host,
             port=port,

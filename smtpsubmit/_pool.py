@@ -50,6 +50,7 @@ from ._options import ClientOptions, Unpack
 from ._results import SendResult
 from ._session import Session
 from ._transaction import Entry, Outcome, Transaction, build_all
+from ._validate import check_pool_arguments
 from .protocol import Noop, Quit
 
 __all__ = ["SMTPPool"]
@@ -125,10 +126,17 @@ class SMTPPool:
         health_check_after: float | None = 5.0,
         **options: Unpack[ClientOptions],
     ) -> None:
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        if window < 1:
-            raise ValueError("window must be at least 1")
+        check_pool_arguments(
+            host,
+            port,
+            max_connections=max_connections,
+            window=window,
+            max_messages_per_connection=max_messages_per_connection,
+            max_connection_age=max_connection_age,
+            idle_timeout=idle_timeout,
+            health_check_after=health_check_after,
+            **options,
+        )
         self.host = host
         self.port = port
         self.max_connections = max_connections

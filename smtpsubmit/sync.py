@@ -8,7 +8,9 @@ background thread (an anyio blocking portal), so:
   (where ``asyncio.run`` fails), because the loop that does the work is never the caller's;
 - it is thread-safe: calls from many threads are serialised per client by the async
   client's own lock, and an ``SMTPPool`` shares its connections across threads;
-- after ``os.fork`` the child starts its own portal thread (threads do not survive a fork).
+- after ``os.fork`` the child starts its own portal thread (threads do not survive a fork);
+- arguments are checked in the caller's thread, by the same checks as the async classes,
+  before the portal is touched: a bad ``port`` raises where it was passed.
 
 Example::
 
@@ -35,6 +37,7 @@ from ._client import DSN
 from ._errors import SMTPError
 from ._options import ClientOptions, PoolOptions, Unpack
 from ._results import SendResult
+from ._validate import check_client_arguments, check_pool_arguments
 from .protocol import Reply
 
 __all__ = ["SMTPClient", "SMTPPool", "send"]
@@ -178,6 +181,7 @@ class SMTPPool:
 
     def __init__(self, host: str, port: int, **options: Unpack[PoolOptions]) -> None:
         """``options`` are the keywords of :class:`smtpsubmit.SMTPPool`."""
+        check_pool_arguments(host, port, **options)
         self._async: _pool.SMTPPool = _call(lambda: _pool.SMTPPool(host, port, **options))
         # The async pool's workers live in its task group: enter it on the portal's loop
         # and keep it open until close().
@@ -244,6 +248,7 @@ def send(
     **options: Unpack[ClientOptions],
 ) -> SendResult:
     """Blocking :func:`smtpsubmit.send`: connect, send one message, QUIT."""
+    check_client_arguments(host, port, **options)
 
     async def run() -> SendResult:
         return await _client.send(

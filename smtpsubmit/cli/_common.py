@@ -1,4 +1,4 @@
-"""What ``send`` and ``probe`` share: trust, event loop choice."""
+"""What ``send`` and ``probe`` share: trust, event loop choice, one-line usage errors."""
 
 from __future__ import annotations
 
@@ -6,21 +6,29 @@ import ssl
 
 from ..policy import default_ssl_context
 
-__all__ = ["BACKENDS", "ssl_context_for"]
+__all__ = ["BACKENDS", "CommandLineError", "ssl_context_for"]
 
 #: anyio backends the commands can run on.
 BACKENDS = ("asyncio", "trio")
+
+
+class CommandLineError(Exception):
+    """A problem with the command line or a file it names: one line, exit status 2."""
 
 
 def ssl_context_for(cafile: str | None) -> ssl.SSLContext:
     """The library's default context, or the same policy trusting only ``cafile``.
 
     Only ``cafile`` (not certifi as well), as with ``curl --cacert``: a private CA is meant
-    to be the one that vouches for the server. Raises ``OSError``/``ssl.SSLError`` when
-    the file cannot be read.
+    to be the one that vouches for the server. Raises :class:`CommandLineError` naming the
+    file when it cannot be read or holds no certificate (``ssl`` itself names neither).
     """
     if cafile is None:
         return default_ssl_context()
-    context = ssl.create_default_context(cafile=cafile)
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except OSError as exc:  # ssl.SSLError too: not PEM, no certificate in it
+        reason = exc.strerror or str(exc)
+        raise CommandLineError(f"cannot use --cafile {cafile}: {reason}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context

@@ -46,7 +46,7 @@ from ..protocol import (
     StartTLS,
 )
 from ..transport import Transport, connect_tcp
-from ._common import BACKENDS, ssl_context_for
+from ._common import BACKENDS, CommandLineError, ssl_context_for
 from ._report import (
     JSON_SCHEMA,
     Mode,
@@ -426,8 +426,8 @@ def _probe_main(argv: Sequence[str] | None) -> int:
         return 0
     if not args.host:
         parser.error("the HOST argument is required")
-    if args.timeout <= 0:
-        parser.error("--timeout must be positive")
+    if not args.timeout > 0:  # NaN too
+        parser.error("--timeout must be a positive number of seconds")
     targets = _targets(parser, args)
     options = ProbeOptions(
         timeout=args.timeout,
@@ -437,9 +437,12 @@ def _probe_main(argv: Sequence[str] | None) -> int:
     )
     try:
         ssl_context_for(options.cafile)  # an unreadable CA file is a usage error, up front
+    except CommandLineError as exc:
+        parser.error(str(exc))
+    try:
         Ehlo(options.ehlo_name)
-    except (OSError, LocalProtocolError) as exc:
-        parser.error(f"{type(exc).__name__}: {exc}")
+    except LocalProtocolError as exc:
+        parser.error(f"--ehlo is not a valid EHLO name: {exc}")
     reports = anyio.run(probe, args.host, targets, options, backend=args.backend)
     if args.json:
         print(json.dumps(to_json(args.host, reports), indent=2))

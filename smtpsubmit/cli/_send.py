@@ -12,6 +12,9 @@ Theory of operation:
   ``smtpsubmit`` logger, the transaction from ``SendResult.transcript``. Both are redacted
   by the library (AUTH payloads never appear).
 - Errors are one line, ``ClassName: message``; library messages never contain secrets.
+  A bad option value is refused by the library's own argument checks, before any I/O,
+  and said in this command's words (``--port``, ``--tls implicit``; see :func:`_spelling`)
+  with exit status 2.
 """
 
 from __future__ import annotations
@@ -33,17 +36,18 @@ import anyio
 from .. import __version__
 from .._client import SMTPClient
 from .._errors import (
+    ArgumentError,
     OutcomeUnknownError,
     RecipientsRefusedError,
     SMTPError,
+    Spelling,
     TimeoutError,
-    TLSPolicyError,
     TransientReplyError,
 )
+from .._options import ClientOptions
 from .._results import SendResult
-from ..policy import Timeouts
-from ..protocol import Ehlo, LocalProtocolError
-from ._common import BACKENDS, ssl_context_for
+from .._validate import check_client_arguments, respelled
+from ._common import BACKENDS, CommandLineError, ssl_context_for
 
 __all__ = ["build_parser", "build_message", "send_main"]
 
@@ -74,8 +78,34 @@ exit status:
      may have queued it, so resending may deliver it twice"""
 
 
-class _UsageError(Exception):
-    """A problem with the command line or local files: exit status 2."""
+#: The library's keywords as this command's options (see ``_spelling``).
+_OPTIONS = {
+    "host": "--server",
+    "port": "--port",
+    "tls": "--tls",
+    "ssl_context": "--cafile",
+    "username": "--user",
+    "timeout": "--timeout",
+    "local_hostname": "--ehlo",
+    "allow_cleartext_auth": "--allow-cleartext-auth",
+}
+
+
+def _spelling(password_env: str) -> Spelling:
+    """How the library's argument errors read here: ``--port``, ``--tls implicit``."""
+
+    def spell(argument: str, value: str | None) -> str | None:
+        if argument == "password":
+            return f"a password (in ${password_env})" if value is None else None
+        if value is None:
+            return _OPTIONS.get(argument)
+        if argument in ("tls", "port"):
+            return f"--{argument} {value}"
+        if argument == "allow_cleartext_auth" and value == "True":
+            return "--allow-cleartext-auth"
+        return None
+
+    return spell
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,12 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_message(args: argparse.Namespace, stdin: TextIO) -> EmailMessage:
-    """The message described by the parsed options; raises ``_UsageError`` on bad input."""
+    """The message described by the parsed options; raises ``CommandLineError`` on bad input."""
     sender = args.sender or (args.user if args.user and "@" in args.user else None)
     if not sender:
-        raise _UsageError("--from is required (or a --user that is an address)")
+        raise CommandLineError("--from is required (or a --user that is an address)")
     if not (args.to or args.cc or args.bcc):
-        raise _UsageError("at least one --to, --cc or --bcc is required")
+        raise CommandLineError("at least one --to, --cc or --bcc is required")
     msg = EmailMessage()
     try:
         msg["From"] = sender
@@ -160,10 +190,10 @@ def build_message(args: argparse.Namespace, stdin: TextIO) -> EmailMessage:
         for header in args.header:
             name, sep, value = header.partition(":")
             if not sep or not name.strip():
-                raise _UsageError(f"--header needs 'Name: value', got {header!r}")
+                raise CommandLineError(f"--header needs 'Name: value', got {header!r}")
             msg[name.strip()] = value.strip()
     except (ValueError, TypeError) as exc:  # CR/LF in a value, unparsable address
-        raise _UsageError(f"invalid header: {exc}") from None
+        raise CommandLineError(f"invalid header: {exc}") from None
     msg.set_content(_body(args, stdin))
     for path in args.attach:
         _attach(msg, path)
@@ -180,7 +210,7 @@ def _body(args: argparse.Namespace, stdin: TextIO) -> str:
             with open(args.body_file, encoding="utf-8") as file:
                 return file.read()
         except (OSError, UnicodeDecodeError) as exc:
-            raise _UsageError(f"cannot read --body-file: {exc}") from None
+            raise CommandLineError(f"cannot read --body-file: {exc}") from None
     return "This is a test message sent by python -m smtpsubmit send.\n"
 
 
@@ -189,7 +219,7 @@ def _attach(msg: EmailMessage, path: str) -> None:
         with open(path, "rb") as file:
             data = file.read()
     except OSError as exc:
-        raise _UsageError(f"cannot read --attach file: {exc}") from None
+        raise CommandLineError(f"cannot read --attach file: {exc}") from None
     guessed, encoding = mimetypes.guess_type(path)
     if guessed is None or encoding is not None:  # a .gz is not its content type
         guessed = "application/octet-stream"
@@ -208,7 +238,7 @@ def _password(args: argparse.Namespace, stdin: TextIO, err: TextIO) -> str | Non
         return value
     if stdin.isatty():
         return getpass.getpass(f"password for {args.user}: ")
-    raise _UsageError(
+    raise CommandLineError(
         f"no password for {args.user}: set ${args.password_env}, or run on a terminal"
     )
 
@@ -279,9 +309,9 @@ async def _submit(
         return result
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, *, named: bool = True) -> str:
     text = " / ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-    return f"{type(exc).__name__}: {text}"
+    return f"{type(exc).__name__}: {text}" if named else text
 
 
 def _exit_status(exc: SMTPError) -> int:
@@ -322,29 +352,27 @@ def send_main(
         print(f"smtpsubmit send: {message}", file=err)
         return status
 
+    spelling = _spelling(args.password_env)
+    connection: ClientOptions = {
+        "tls": None if args.tls == "auto" else args.tls,
+        "timeout": args.timeout,
+        "local_hostname": args.ehlo,
+        "allow_cleartext_auth": args.allow_cleartext_auth,
+    }
     try:
-        if args.timeout is not None and args.timeout <= 0:
-            raise _UsageError("--timeout must be positive")
-        if args.ehlo is not None:
-            Ehlo(args.ehlo)  # validated now, not after connecting
+        # The connection options first: a bad --port is reported before a password prompt.
+        check_client_arguments(args.server, args.port, **connection)
         msg = build_message(args, stdin)
         password = _password(args, stdin, err)
         context = ssl_context_for(args.cafile) if args.tls != "insecure-cleartext" else None
-        client = SMTPClient(
-            args.server,
-            args.port,
-            tls=None if args.tls == "auto" else args.tls,
-            ssl_context=context,
-            username=args.user,
-            password=password,
-            timeout=Timeouts.uniform(args.timeout) if args.timeout else None,
-            local_hostname=args.ehlo,
-            allow_cleartext_auth=args.allow_cleartext_auth,
-        )
-    except _UsageError as exc:
+        connection["ssl_context"] = context
+        connection["username"] = args.user
+        connection["password"] = password
+        client = SMTPClient(args.server, args.port, **connection)
+    except CommandLineError as exc:
         return fail(f"error: {exc}", EXIT_USAGE)
-    except (TLSPolicyError, OSError, LocalProtocolError) as exc:  # mode/port, --cafile, --ehlo
-        return fail(f"error: {_one_line(exc)}", EXIT_USAGE)
+    except ArgumentError as exc:  # TLSPolicyError too: the mode contradicts the port
+        return fail(f"error: {_one_line(exc.spelled(spelling), named=False)}", EXIT_USAGE)
     with _session_log(args.verbose, write) as log:
         try:
             result = anyio.run(_submit, client, msg, log, write, backend=args.backend)
@@ -353,7 +381,7 @@ def send_main(
                 print(f"refused: {rcpt}: {reply}", file=err)
             return fail(_one_line(exc), _exit_status(exc))
         except SMTPError as exc:
-            return fail(_one_line(exc), _exit_status(exc))
+            return fail(_one_line(respelled(exc, spelling)), _exit_status(exc))
         except KeyboardInterrupt:
             return fail("interrupted", 130)  # the shell's convention for SIGINT
     queue = f" as {result.queue_id}" if result.queue_id else ""

@@ -14,24 +14,71 @@ messages sent, like Django's own SMTP backend. The TLS flags map onto RFC 8314 m
 
 Extra settings: ``SMTPSUBMIT_CA_FILE`` (a PEM file of CAs to trust instead of certifi's),
 ``SMTPSUBMIT_SSL_CONTEXT`` (a ready ``ssl.SSLContext``), ``SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH``.
+
+Settings are checked by the library's own argument checks when the connection is opened,
+before any I/O, whatever ``fail_silently`` says: a bad value is an
+:class:`~smtpsubmit.ArgumentError` (a ``ValueError``) that names the setting
+(``EMAIL_PORT``, ``EMAIL_HOST_USER``, ``EMAIL_USE_SSL = True``), or the backend's keyword
+when it was given one. A password without a user name is refused, not sent unauthenticated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ssl
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 
 from .. import sync
-from .._errors import SMTPError
+from .._errors import ArgumentError, SMTPError
+from .._validate import respelled, shown
 from ..policy import TLSMode, default_ssl_context
 
 __all__ = ["EmailBackend"]
+
+
+#: The library's keywords as Django settings, and the backend's own keyword for each.
+_SETTINGS = {
+    "host": ("EMAIL_HOST", "host"),
+    "port": ("EMAIL_PORT", "port"),
+    "username": ("EMAIL_HOST_USER", "username"),
+    "password": ("EMAIL_HOST_PASSWORD", "password"),
+    "timeout": ("EMAIL_TIMEOUT", "timeout"),
+    "tls": ("EMAIL_USE_TLS/EMAIL_USE_SSL", "use_tls/use_ssl"),
+    "ssl_context": ("SMTPSUBMIT_SSL_CONTEXT", None),
+    "allow_cleartext_auth": ("SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH", None),
+}
+#: A TLS mode as the settings that choose it, and as the backend's keywords.
+_TLS_SETTINGS = {
+    "implicit": ("EMAIL_USE_SSL = True", "use_ssl=True"),
+    "starttls": ("EMAIL_USE_TLS = True", "use_tls=True"),
+    "insecure-cleartext": ("EMAIL_USE_TLS = EMAIL_USE_SSL = False", "use_tls=use_ssl=False"),
+}
+
+
+def _port(value: object) -> object:
+    """An int for an int or a string of digits (as Django's own backend accepts); anything
+    else as it is, for the client's check to refuse naming ``EMAIL_PORT``."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
+@contextlib.contextmanager
+def _naming(setting: str, path: str) -> Iterator[None]:
+    """An unreadable file (``ssl`` names neither it nor the setting) as an ArgumentError."""
+    try:
+        yield
+    except OSError as exc:  # ssl.SSLError too: not PEM, no certificate in it
+        reason = shown(exc.strerror or str(exc))[1:-1]
+        raise ArgumentError(
+            f"{setting} {shown(path)} cannot be used: {reason}", "ssl_context"
+        ) from None
 
 
 def _address(formatted: str) -> str:
@@ -57,8 +104,21 @@ class EmailBackend(BaseEmailBackend):
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently)
+        #: Library keywords the caller gave as keywords of this backend, not as settings.
+        self._keywords = {
+            name
+            for name, given in (
+                ("host", host),
+                ("port", port),
+                ("username", username),
+                ("password", password),
+                ("timeout", timeout),
+                ("tls", use_tls if use_tls is not None else use_ssl),
+            )
+            if given is not None
+        }
         self.host = host or settings.EMAIL_HOST
-        self.port = int(port or settings.EMAIL_PORT)
+        self.port: Any = _port(port or settings.EMAIL_PORT)
         self.username = settings.EMAIL_HOST_USER if username is None else username
         self.password = settings.EMAIL_HOST_PASSWORD if password is None else password
         self.use_tls = settings.EMAIL_USE_TLS if use_tls is None else use_tls
@@ -86,40 +146,64 @@ class EmailBackend(BaseEmailBackend):
             return None  # RFC 8314 decides from the port
         return TLSMode.INSECURE_CLEARTEXT
 
-    def _ssl_context(self) -> ssl.SSLContext:
+    def _spell(self, argument: str, value: str | None) -> str | None:
+        """The library's argument errors in Django's words (see ``ArgumentError``)."""
+        setting, keyword = _SETTINGS.get(argument, (None, None))
+        given = argument in self._keywords and keyword is not None
+        if value is None:
+            return f"the backend's {keyword}=" if given else setting
+        if argument == "tls":
+            return _TLS_SETTINGS.get(value, (None, None))[1 if given else 0]
+        if given:
+            return f"{keyword}={value}"
+        return f"{setting} = {value}" if setting else None
+
+    def _ssl_context(self) -> Any:
         given = getattr(settings, "SMTPSUBMIT_SSL_CONTEXT", None)
-        if isinstance(given, ssl.SSLContext):
-            return given
+        if given is not None:
+            return given  # not an SSLContext: the client's check names the setting
         cafile = getattr(settings, "SMTPSUBMIT_CA_FILE", None)
-        if cafile:
-            context = ssl.create_default_context(cafile=cafile)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-        else:
+        if not cafile:
             context = default_ssl_context()
+        else:
+            with _naming("SMTPSUBMIT_CA_FILE", cafile):
+                context = ssl.create_default_context(cafile=cafile)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.ssl_certfile:
-            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+            with _naming("EMAIL_SSL_CERTFILE/EMAIL_SSL_KEYFILE", self.ssl_certfile):
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
         return context
 
     def open(self) -> bool | None:
-        """Open the connection; True if a new one was opened, None if that failed silently."""
+        """Open the connection; True if a new one was opened, None if that failed silently.
+
+        Settings the client refuses raise whatever ``fail_silently`` says: they are
+        configuration mistakes, not delivery failures.
+        """
         if self.connection is not None:
             return False
-        client = sync.SMTPClient(
-            self.host,
-            self.port,
-            tls=self._tls_mode(),
-            ssl_context=self._ssl_context(),
-            username=self.username or None,
-            password=self.password or None,
-            timeout=self.timeout,
-            allow_cleartext_auth=bool(getattr(settings, "SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH", False)),
-        )
+        try:
+            client = sync.SMTPClient(
+                self.host,
+                self.port,
+                tls=self._tls_mode(),
+                ssl_context=self._ssl_context(),
+                username=self.username or None,
+                password=self.password or None,
+                timeout=self.timeout,
+                allow_cleartext_auth=getattr(settings, "SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH", False),
+            )
+        except ArgumentError as exc:
+            raise exc.spelled(self._spell) from None
         try:
             client.connect()
-        except SMTPError:
-            if not self.fail_silently:
+        except SMTPError as exc:
+            if self.fail_silently:
+                return None
+            spelled = respelled(exc, self._spell)
+            if spelled is exc:
                 raise
-            return None
+            raise spelled from None
         self.connection = client
         return True
 

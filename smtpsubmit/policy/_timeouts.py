@@ -9,7 +9,10 @@ message's fate unknown (the server may deliver it anyway, RFC 5321 4.5.3.2.6).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
+
+from .._errors import ArgumentError, ArgumentTypeError
 
 __all__ = ["Timeouts"]
 
@@ -29,6 +32,26 @@ class Timeouts:
     data: float | None = 180.0
     final_reply: float | None = 600.0
     total: float | None = None
+
+    def __post_init__(self) -> None:
+        """Each limit is a positive number of seconds or ``None``, checked when built."""
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            shown = repr(value).replace("{", "{{").replace("}", "}}")
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ArgumentTypeError(
+                    f"{{timeout}} is a Timeouts with {field.name}={shown}: each limit must "
+                    "be seconds (an int or float) or None",
+                    "timeout",
+                )
+            if math.isnan(value) or value <= 0:
+                raise ArgumentError(
+                    f"{{timeout}} is a Timeouts with {field.name}={shown}: each limit must "
+                    "be a positive number of seconds, or None for no limit",
+                    "timeout",
+                )
 
     @classmethod
     def uniform(cls, seconds: float | None) -> Timeouts:

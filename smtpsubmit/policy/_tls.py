@@ -13,7 +13,7 @@ import ssl
 
 import certifi
 
-from .._errors import TLSPolicyError
+from .._errors import ArgumentTypeError, TLSPolicyError
 
 __all__ = ["TLSMode", "default_ssl_context", "resolve_tls_mode"]
 
@@ -34,34 +34,58 @@ class TLSMode(enum.Enum):
 
 
 def resolve_tls_mode(port: int, tls: TLSMode | str | None) -> TLSMode:
-    """Pick the mode for ``port`` (``tls=None``) or check an explicit one against it."""
+    """Pick the mode for ``port`` (``tls=None``) or check an explicit one against it.
+
+    ``tls`` is a :class:`TLSMode`, one of its values as a string, or ``None``; anything else
+    (``True`` does not say which TLS) is an :class:`ArgumentTypeError`. Every refusal names
+    ``port`` and ``tls`` as message template fields (see :class:`ArgumentError`), so the CLI
+    and the Django backend can say it in their own words.
+    """
+    choices = ", ".join(repr(m.value) for m in TLSMode)
     if isinstance(tls, str):
         try:
             tls = TLSMode(tls)
         except ValueError:
-            choices = ", ".join(repr(m.value) for m in TLSMode)
-            raise TLSPolicyError(f"unknown TLS mode {tls!r}; use one of {choices}") from None
+            raise TLSPolicyError(
+                f"unknown TLS mode {_shown(tls)} for {{tls}}; use one of {choices}", "tls"
+            ) from None
+    elif tls is not None and not isinstance(tls, TLSMode):
+        raise ArgumentTypeError(
+            f"{{tls}} must be a TLSMode, one of {choices}, or None (by port), not {_shown(tls)}",
+            "tls",
+        )
     if tls is None:
         if port == IMPLICIT_TLS_PORT:
             return TLSMode.IMPLICIT
         if port == SUBMISSION_PORT:
             return TLSMode.STARTTLS
         raise TLSPolicyError(
-            f"port {port} has no standard TLS mode: pass tls=TLSMode.IMPLICIT (like port "
-            "465), tls=TLSMode.STARTTLS (like port 587) or, only if you accept that mail "
-            "crosses the network unencrypted, tls=TLSMode.INSECURE_CLEARTEXT (RFC 8314)"
+            f"{{port:{port}}} has no standard TLS mode: pass {{tls:implicit}} (like port "
+            "465), {tls:starttls} (like port 587) or, only if you accept that mail "
+            "crosses the network unencrypted, {tls:insecure-cleartext} (RFC 8314)",
+            "port",
+            "tls",
         )
     if port == SUBMISSION_PORT and tls is TLSMode.IMPLICIT:
         raise TLSPolicyError(
-            "port 587 is the STARTTLS submission port (RFC 6409, RFC 8314 3.3); implicit "
-            "TLS is port 465. Use port 465, or tls=TLSMode.STARTTLS on 587"
+            "{port:587} is the STARTTLS submission port (RFC 6409, RFC 8314 3.3); implicit "
+            "TLS is {port:465}. Use {port:465}, or {tls:starttls} on 587",
+            "port",
+            "tls",
         )
     if port == IMPLICIT_TLS_PORT and tls is not TLSMode.IMPLICIT:
         raise TLSPolicyError(
-            f"port 465 is implicit TLS (RFC 8314 3.3); {tls.value} there would not "
-            "connect. Use tls=TLSMode.IMPLICIT (the default for 465), or port 587 for STARTTLS"
+            f"{{port:465}} is implicit TLS (RFC 8314 3.3); {{tls:{tls.value}}} there would "
+            "not connect. Use {tls:implicit} (the default for 465), or {port:587} for "
+            "STARTTLS",
+            "port",
+            "tls",
         )
     return tls
+
+
+def _shown(value: object) -> str:
+    return repr(value).replace("{", "{{").replace("}", "}}")
 
 
 def default_ssl_context(*, cafile: str | None = None) -> ssl.SSLContext:

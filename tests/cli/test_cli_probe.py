@@ -271,9 +271,13 @@ def test_json_schema_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
             "one --tls per --port",
         ),
         (["h", "--port", "70000", "--tls", "implicit"], "invalid port"),
-        (["h", "--cafile", "/nonexistent/ca.pem"], "FileNotFoundError"),
-        (["h", "--timeout", "0"], "--timeout must be positive"),
-        (["h", "--ehlo", "bad name"], "malformed EHLO domain"),
+        (
+            ["h", "--cafile", "/nonexistent/ca.pem"],
+            "error: cannot use --cafile /nonexistent/ca.pem: No such file or directory",
+        ),
+        (["h", "--timeout", "0"], "--timeout must be a positive number of seconds"),
+        (["h", "--timeout", "nan"], "--timeout must be a positive number of seconds"),
+        (["h", "--ehlo", "bad name"], "--ehlo is not a valid EHLO name: malformed EHLO"),
     ],
 )
 def test_usage_errors_exit_2(

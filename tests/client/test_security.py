@@ -241,7 +241,7 @@ async def test_empty_username_means_no_authentication(message: EmailMessage) -> 
             tls="implicit",
             ssl_context=server.client_ssl_context(),
             username="",
-            password="ignored",
+            password="",
         )
         assert "AUTH" not in verbs(server)
         assert "MAIL" in verbs(server)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -122,7 +124,117 @@ def test_credentials_on_a_cleartext_port_are_refused(smtp_server_factory) -> Non
     backend = EmailBackend(
         host=server.host, port=server.port, username="user@example.com", password="password"
     )
-    with pytest.raises(smtpsubmit.CleartextAuthError):
+    with pytest.raises(smtpsubmit.CleartextAuthError) as info:
         backend.send_messages([mail.EmailMessage("x", "y", "a@example.com", ["b@example.com"])])
+    assert str(info.value) == (
+        "refusing to send credentials over an unencrypted connection; use EMAIL_USE_SSL = "
+        "True or EMAIL_USE_TLS = True, or SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH = True if you "
+        "really mean it"
+    )
     sent = [e.line for t in server.transcripts for e in t if e.direction == "client"]
     assert not any(line.startswith("AUTH") for line in sent)
+
+
+# -- settings the client refuses: named as settings, before any connection ----------------
+
+SECRET = "s3cret-Pa55"
+#: The Python API's spelling, which must not leak into the backend's messages.
+API_WORDS = ("TLSMode", "tls=", "port=", "allow_cleartext_auth", "ssl_context", "username")
+
+
+@pytest.mark.parametrize(
+    ("settings_", "error", "expected"),
+    [
+        ({"EMAIL_PORT": 70000}, smtpsubmit.ArgumentError, "EMAIL_PORT must be from 1 to 65535"),
+        ({"EMAIL_PORT": -1}, smtpsubmit.ArgumentError, "EMAIL_PORT must be from 1 to 65535"),
+        ({"EMAIL_PORT": "smtp"}, TypeError, "EMAIL_PORT must be an int from 1 to 65535"),
+        ({"EMAIL_HOST": ""}, smtpsubmit.ArgumentError, "EMAIL_HOST is empty"),
+        (
+            {"EMAIL_HOST_PASSWORD": SECRET},
+            smtpsubmit.ArgumentError,
+            "EMAIL_HOST_PASSWORD was given without EMAIL_HOST_USER: the message would be sent "
+            "without authenticating; give EMAIL_HOST_USER too, or no EMAIL_HOST_PASSWORD",
+        ),
+        (
+            {"EMAIL_HOST_USER": "me@example.com"},
+            smtpsubmit.ArgumentError,
+            "EMAIL_HOST_USER was given without EMAIL_HOST_PASSWORD",
+        ),
+        ({"EMAIL_TIMEOUT": -1}, smtpsubmit.ArgumentError, "EMAIL_TIMEOUT must be a positive"),
+        ({"EMAIL_TIMEOUT": 0}, smtpsubmit.ArgumentError, "EMAIL_TIMEOUT must be a positive"),
+        ({"EMAIL_TIMEOUT": "10"}, TypeError, "EMAIL_TIMEOUT must be seconds"),
+        (
+            {"EMAIL_PORT": 465, "EMAIL_USE_TLS": True},
+            smtpsubmit.TLSPolicyError,
+            "EMAIL_PORT = 465 is implicit TLS (RFC 8314 3.3); EMAIL_USE_TLS = True there would "
+            "not connect. Use EMAIL_USE_SSL = True (the default for 465), or EMAIL_PORT = 587",
+        ),
+        (
+            {"EMAIL_PORT": 587, "EMAIL_USE_SSL": True},
+            smtpsubmit.TLSPolicyError,
+            "EMAIL_PORT = 587 is the STARTTLS submission port (RFC 6409, RFC 8314 3.3); "
+            "implicit TLS is EMAIL_PORT = 465. Use EMAIL_PORT = 465, or EMAIL_USE_TLS = True",
+        ),
+        (
+            {"SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH": "False"},
+            TypeError,
+            "SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH must be True or False, not 'False'",
+        ),
+        (
+            {"SMTPSUBMIT_SSL_CONTEXT": "/etc/ssl/ca.pem"},
+            TypeError,
+            "SMTPSUBMIT_SSL_CONTEXT must be an ssl.SSLContext or None, not str",
+        ),
+        (
+            {"SMTPSUBMIT_CA_FILE": "/nonexistent/ca.pem"},
+            smtpsubmit.ArgumentError,
+            "SMTPSUBMIT_CA_FILE '/nonexistent/ca.pem' cannot be used: No such file or directory",
+        ),
+        (
+            {"EMAIL_SSL_CERTFILE": "/nonexistent/cert.pem"},
+            smtpsubmit.ArgumentError,
+            "EMAIL_SSL_CERTFILE/EMAIL_SSL_KEYFILE '/nonexistent/cert.pem' cannot be used",
+        ),
+    ],
+)
+@pytest.mark.parametrize("fail_silently", [False, True])
+def test_bad_settings_are_refused_by_their_setting_names_before_any_connection(
+    no_connection: Any,
+    settings_: dict[str, object],
+    error: type[Exception],
+    expected: str,
+    fail_silently: bool,
+) -> None:
+    """Configuration mistakes raise even with fail_silently: nothing was attempted."""
+    values = {
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": no_connection.port,
+        "EMAIL_HOST_USER": "",
+        "EMAIL_HOST_PASSWORD": "",
+        **settings_,
+    }
+    with override_settings(**values):
+        with pytest.raises(error) as info:
+            mail.send_mail(
+                "x", "y", "app@example.com", ["b@example.com"], fail_silently=fail_silently
+            )
+    assert isinstance(info.value, smtpsubmit.ArgumentError)
+    message = str(info.value)
+    assert expected in message
+    assert SECRET not in message
+    for word in API_WORDS:
+        assert word not in message, (word, message)
+    assert not re.search(r"\bport \d", message)  # the library's "port 465"
+
+
+def test_bad_backend_keywords_are_named_as_keywords(no_connection: Any) -> None:
+    backend = EmailBackend(host="127.0.0.1", port=no_connection.port, username="", password=SECRET)
+    with pytest.raises(smtpsubmit.ArgumentError) as info:
+        backend.open()
+    assert str(info.value).startswith(
+        "the backend's password= was given without the backend's username="
+    )
+    assert info.value.arguments == ("password", "username")
+    backend = EmailBackend(host="127.0.0.1", port=70000, use_ssl=True)
+    with pytest.raises(smtpsubmit.ArgumentError, match=r"^the backend's port= must be from 1"):
+        backend.open()
