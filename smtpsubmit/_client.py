@@ -47,17 +47,18 @@ __all__ = ["DSN", "SMTPClient", "send"]
 class SMTPClient:
     """A submission session to one server; several messages reuse the connection.
 
-    ``tls=None`` picks the mode from the port (465 implicit TLS, 587 STARTTLS, anything
-    else must be explicit; RFC 8314). Credentials are ``username``/``password`` (both empty
-    or both ``None``: no authentication; one without the other is refused) or an :class:`~smtpsubmit.auth.Authenticator` in
-    ``auth`` (OAuth2, custom mechanisms). ``ssl_context`` replaces the default (certifi
-    CAs, hostname check, TLS 1.2+). ``timeout`` is a :class:`Timeouts` or seconds for
-    every phase. ``transport`` lets you bring your own stream (a proxy, a test double):
-    an async callable returning a connected :class:`~smtpsubmit.transport.Transport`.
-    ``unix_socket`` connects to a local socket path instead of ``host:port``, and
-    ``source_address`` picks the local IP to connect from. ``local_hostname`` is the EHLO
-    name; by default the host name if it is fully qualified, else our address literal.
-    ``cafile`` trusts only the CAs in that PEM file (a private CA) instead of certifi's.
+    ``tls=None`` picks the mode from the port (465 implicit TLS, 587 STARTTLS, anything else
+    must be explicit; RFC 8314). Credentials are ``username``/``password`` (both empty or
+    both ``None``: no authentication; one without the other is refused) or an
+    :class:`~smtpsubmit.auth.Authenticator` in ``auth`` (OAuth2, custom mechanisms).
+    ``ssl_context`` replaces the default (certifi CAs, hostname check, TLS 1.2+).
+    ``timeout`` is a :class:`Timeouts` or seconds for every phase. ``transport`` lets you
+    bring your own stream (a proxy, a test double): an async callable returning a connected
+    :class:`~smtpsubmit.transport.Transport`. ``unix_socket`` connects to a local socket
+    path instead of ``host:port``, and ``source_address`` picks the local IP to connect
+    from. ``local_hostname`` is the EHLO name; by default the host name if it is fully
+    qualified, else our address literal. ``cafile`` trusts only the CAs in that PEM file (a
+    private CA) instead of certifi's.
 
     ``retry`` (a :class:`RetryPolicy`; default ``None``, one attempt) tries a message again
     after a transient failure, only ever to the recipients refused with 4xx, never after an
