@@ -4,9 +4,10 @@ Theory of operation:
 
 - Each port is probed in its own task with only EHLO, STARTTLS and QUIT: never AUTH, never
   MAIL, so probing a production server changes nothing and reveals no secret.
-- The protocol core (:class:`ClientConnection`) and the transport are driven directly,
-  because the probe needs what :class:`SMTPClient` hides on purpose: the EHLO reply
-  *before* TLS, and a session that goes on after a certificate failure.
+- The dialogue runs over the client layer's :class:`Session` (the one driver of the
+  protocol core over a transport), not over :class:`SMTPClient`, because the probe needs
+  what the client hides on purpose: the EHLO reply *before* TLS, and a session that goes
+  on after a certificate failure.
 - First attempt: the library's own policy (certifi or ``--cafile``, host name checked,
   TLS 1.2+). When the certificate is refused, a second attempt with verification off still
   shows the certificate and the capabilities after TLS; when the handshake fails for
@@ -31,11 +32,19 @@ from datetime import datetime, timezone
 
 import anyio
 
-from .._errors import CertificateError, ConnectError, ConnectionLostError, SMTPError, TLSError
-from ..policy import ehlo_name
+from .._errors import (
+    CertificateError,
+    ConnectError,
+    ProtocolViolationError,
+    ReplyError,
+    ResponseInjectionError,
+    SMTPError,
+    TLSError,
+)
+from .._gate import loop_clock
+from .._session import Session
+from ..policy import Timeouts, ehlo_name
 from ..protocol import (
-    CONNECTION_CLOSED,
-    NEED_DATA,
     ClientConnection,
     Command,
     Ehlo,
@@ -45,7 +54,7 @@ from ..protocol import (
     Reply,
     StartTLS,
 )
-from ..transport import Transport, connect_tcp
+from ..transport import connect_tcp
 from ._common import BACKENDS, CommandLineError, ssl_context_for
 from ._report import (
     JSON_SCHEMA,
@@ -133,8 +142,7 @@ class _Dialogue:
     def __init__(self, facts: PortFacts, options: ProbeOptions) -> None:
         self.facts = facts
         self.options = options
-        self.transport: Transport | None = None
-        self.conn: ClientConnection | None = None
+        self.session: Session  # made by connect()
 
     @contextlib.contextmanager
     def _step(self, step: str) -> Iterator[None]:
@@ -142,7 +150,7 @@ class _Dialogue:
         try:
             with anyio.fail_after(limit):
                 yield
-        except TimeoutError:
+        except TimeoutError:  # the step's, or the session's phase limit (the same value)
             if step == "connect":  # dropped by a firewall: as unreachable as a refusal
                 raise _Stop(
                     "unreachable",
@@ -160,35 +168,46 @@ class _Dialogue:
             raise _Stop(
                 "connection-lost", f"the server closed the connection during {step}"
             ) from None
-        except RemoteProtocolError as exc:
-            if "injection" in str(exc):  # the core's wording for RFC 3207 6 injection
-                raise _Stop(
-                    "starttls-injection",
-                    f"response injection after STARTTLS: {exc}. A man in the middle (or a "
-                    "broken server) can insert commands; clients must reject this",
-                ) from None
+        except ResponseInjectionError as exc:
+            raise _Stop(
+                "starttls-injection",
+                f"response injection after STARTTLS: {exc}. A man in the middle (or a "
+                "broken server) can insert commands; clients must reject this",
+            ) from None
+        except ProtocolViolationError as exc:
             raise _Stop("protocol-violation", f"{step}: {exc}") from None
 
-    async def run(self, context: ssl.SSLContext) -> None:
-        """Run the whole dialogue with ``context`` for TLS; always closes the connection."""
+    async def connect(self) -> None:
+        """Open the connection and the session over it (no byte read yet)."""
         f = self.facts
         start = _now_ms()
         with self._step("connect"):
-            self.transport = await connect_tcp(f.host, f.port)
+            transport = await connect_tcp(f.host, f.port)
         f.connect_ms = _now_ms() - start
         f.reachable = True
-        f.address = self.transport.remote_ip
-        try:
-            await self._session(context)
-        finally:
-            await self.transport.aclose()
+        f.address = transport.remote_ip
+        self.session = Session(
+            transport,
+            ClientConnection(encrypted=f.mode == "implicit"),
+            host=f.host,
+            port=f.port,
+            timeouts=Timeouts.uniform(self.options.timeout),
+            clock=loop_clock(),
+        )
 
-    async def _session(self, context: ssl.SSLContext) -> None:
+    async def run(self, context: ssl.SSLContext) -> None:
+        """Run the whole dialogue with ``context`` for TLS; always closes the connection."""
+        await self.connect()
+        try:
+            await self._dialogue(context)
+        finally:
+            await self.session.close()
+
+    async def _dialogue(self, context: ssl.SSLContext) -> None:
         f = self.facts
         implicit = f.mode == "implicit"
         if implicit:
             await self._handshake(context)
-        self.conn = ClientConnection(encrypted=implicit)
         start = _now_ms()
         greeting = await self._read("greeting")
         f.greeting_ms = _now_ms() - start
@@ -201,7 +220,7 @@ class _Dialogue:
             await self._quit()
             return
         f.ehlo_before_tls, f.auth_before_tls = capabilities, auth
-        if not self.conn.extensions.starttls:
+        if not self.session.conn.extensions.starttls:
             await self._quit()  # assess() reports it: it is a finding, not a failed step
             return
         reply = await self._command(StartTLS(), "STARTTLS")
@@ -209,17 +228,19 @@ class _Dialogue:
             raise _Stop("starttls-refused", f"port {f.port} refused STARTTLS: {reply}")
         await self._handshake(context)
         with self._step("STARTTLS"):
-            self.conn.start_tls_done()  # raises if the server injected data (RFC 3207 6)
+            try:  # raises if the server injected data (RFC 3207 6)
+                self.session.conn.start_tls_done()
+            except RemoteProtocolError as exc:
+                raise self.session.error_for(exc, "tls") from None
         f.ehlo_after_tls, f.auth_after_tls = await self._ehlo()
         await self._quit()
 
     async def _handshake(self, context: ssl.SSLContext) -> None:
-        assert self.transport is not None
         start = _now_ms()
         with self._step("TLS handshake"):
-            await self.transport.start_tls(context, self.facts.host)
+            await self.session.start_tls(context, self.facts.host)
         self.facts.tls_ms = _now_ms() - start
-        info = self.transport.tls_info
+        info = self.session.tls_info
         assert info is not None
         tls = TLSFacts(version=info.version, cipher=info.cipher)
         if info.peer_certificate:
@@ -230,31 +251,24 @@ class _Dialogue:
         self.facts.tls = tls
 
     async def _ehlo(self) -> tuple[list[str], list[str]]:
-        assert self.conn is not None
         reply = await self._command(Ehlo(self.options.ehlo_name), "EHLO")
         if not reply.is_positive:
             raise _Stop("ehlo-refused", f"port {self.facts.port} refused EHLO: {reply}")
-        return list(reply.lines[1:]), sorted(self.conn.extensions.auth)
+        return list(reply.lines[1:]), sorted(self.session.conn.extensions.auth)
 
     async def _command(self, command: Command, step: str) -> Reply:
-        assert self.conn is not None and self.transport is not None
-        data = self.conn.send(command)
         with self._step(step):
-            await self.transport.send(data)
-        return await self._read(step)
+            try:
+                return await self.session.command(command)
+            except ReplyError as exc:  # a 421: the server is closing; the reply is a fact
+                return exc.reply
 
     async def _read(self, step: str) -> Reply:
-        assert self.conn is not None and self.transport is not None
         with self._step(step):
-            while True:
-                event = self.conn.next_event()
-                if event is NEED_DATA:
-                    self.conn.receive_data(await self.transport.receive())
-                elif event is CONNECTION_CLOSED:
-                    raise ConnectionLostError("closed")
-                else:
-                    assert isinstance(event, Reply)
-                    return event
+            try:
+                return await self.session.read_reply("greeting")
+            except ReplyError as exc:  # a 421 greeting: the server refuses the session
+                return exc.reply
 
     async def _quit(self) -> None:
         # Politeness only: a server that drops the line at QUIT has told us all we need.
@@ -266,13 +280,11 @@ async def _plaintext_greeting(facts: PortFacts, options: ProbeOptions) -> str | 
     """The greeting of a port that answers in cleartext without waiting for TLS."""
     probe = _Dialogue(PortFacts(facts.host, facts.port, "starttls"), options)
     try:
-        with probe._step("connect"):
-            probe.transport = await connect_tcp(facts.host, facts.port)
+        await probe.connect()
         try:
-            probe.conn = ClientConnection()
             return str(await probe._read("greeting"))
         finally:
-            await probe.transport.aclose()
+            await probe.session.close()
     except (_Stop, SMTPError):
         return None
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from .._errors import ConnectionLostError, ProtocolViolationError
+from .._errors import ConnectionLostError, ResponseInjectionError
 from ._base import READ_SIZE, TLSInfo, Transport
 from ._errors import map_errors, plain_smtp_on_tls_port
 
@@ -229,7 +229,7 @@ class AsyncioTransport(Transport):
             if not self._received:
                 # A TLS server waits for the client's hello; this one spoke first, in clear.
                 raise plain_smtp_on_tls_port("TLS handshake")
-            raise ProtocolViolationError(
+            raise ResponseInjectionError(
                 "the server sent data before the TLS handshake (response injection, RFC 3207 6)"
             )
         loop = asyncio.get_running_loop()
