@@ -95,3 +95,23 @@ def test_a_forked_child_sends_through_a_portal_of_its_own(
         ["child-raw@example.org"],
         ["parent-again@example.org"],
     ]
+
+
+def test_a_fork_while_another_thread_is_in_the_facade_leaves_the_child_working(
+    smtps_server: ThreadedSMTPServer,
+) -> None:
+    # Every facade call holds the module's lock for a moment. A fork at that moment (say,
+    # a worker thread sending mail while the main thread forks) copies the lock held, with
+    # no thread left in the child to release it.
+    assert send_to(smtps_server, "parent@example.org").accepted == ("parent@example.org",)
+
+    def child() -> None:
+        assert send_to(smtps_server, "child@example.org").accepted == ("child@example.org",)
+
+    with smtpsubmit.sync._lock:  # what the other thread would hold
+        status = run_in_child(child)
+    assert status == 0
+    assert [m.rcpt_to for m in smtps_server.wait_for_messages(2)] == [
+        ["parent@example.org"],
+        ["child@example.org"],
+    ]
