@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 
-from smtpsubmit.testing import CapturedMessage, ThreadedSMTPServer, TranscriptEntry
+from smtpsubmit.testing import ThreadedSMTPServer
 
 #: Upper bound on any wait in these tests; reaching it is a failure, never a pass.
 BOUND = 30.0
@@ -36,15 +36,6 @@ def verbs_per_connection(server: ThreadedSMTPServer) -> list[list[str]]:
         [e.line.split(" ")[0].upper() for e in t if e.direction == "client"]
         for t in server.transcripts
     ]
-
-
-def command_lines(captured: CapturedMessage, verb: str) -> list[str]:
-    """The lines of one verb the client sent in the captured message's transaction."""
-    return [e.line for e in captured.transcript if _is_client(e, verb)]
-
-
-def _is_client(entry: TranscriptEntry, verb: str) -> bool:
-    return entry.direction == "client" and entry.line.upper().startswith(verb)
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
