@@ -145,6 +145,16 @@ class SMTPClient:
         return self._settings.tls_mode
 
     @property
+    def server_hostname(self) -> str:
+        """The name the server's certificate is checked against (``host`` by default)."""
+        return self._settings.server_hostname
+
+    @property
+    def allow_cleartext_auth(self) -> bool:
+        """Whether AUTH may cross an unencrypted channel (an explicit opt-in)."""
+        return self._settings.allow_cleartext_auth
+
+    @property
     def timeouts(self) -> Timeouts:
         """The per-phase time limits."""
         return self._settings.timeouts

@@ -49,6 +49,18 @@ _portal: BlockingPortal | None = None
 _portal_pid = 0
 
 
+def _forget_portal_in_child() -> None:
+    # A fork copies the lock as it is: held, when another thread was inside _get_portal.
+    # No thread in the child would ever release it; start afresh instead.
+    global _lock, _portal
+    _lock = threading.Lock()
+    _portal = None
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_portal_in_child)
+
+
 def _serve_portal(ready: list[BlockingPortal], started: threading.Event) -> None:
     async def serve() -> None:
         async with BlockingPortal() as portal:

@@ -9,7 +9,9 @@ How a block runs depends on what it is:
   allowed). Fragments must stay rare: they are capped below;
 - anything else is a script: executed in a fresh namespace with ``__name__ == "__main__"``,
   so ``if __name__ == "__main__": anyio.run(main)`` runs. A block that defines ``main``
-  and never runs it fails, because it would check nothing.
+  and never runs it fails, because it would check nothing. Raising nothing is not enough:
+  each script block has an entry in ``doc_expectations.py`` that checks what it printed
+  and what the fake servers received.
 
 A block that starts with the line ``# settings.py`` is a Django settings module: its
 UPPER_CASE names are applied (``override_settings``) to every later block of the same file.
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from doc_expectations import EXPECTATIONS, Check, Run
 
 pytest_plugins = ["pytester"]
 
@@ -66,6 +69,14 @@ class Block:
     @property
     def is_settings(self) -> bool:
         return self.source.startswith(SETTINGS_MARK + "\n")
+
+    @property
+    def is_script(self) -> bool:
+        return not self.fragment and not self.is_pytest
+
+    @property
+    def document(self) -> str:
+        return self.path.relative_to(ROOT).as_posix()
 
     def compile(self, flags: int = 0) -> Any:
         # Leading newlines make tracebacks point at the Markdown file's own line numbers.
@@ -136,21 +147,42 @@ def run_pytest_block(block: Block, pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:cacheprovider", "-q")
     outcomes = result.parseoutcomes()
     problems = {k: v for k, v in outcomes.items() if k not in ("passed", "warnings")}
+    defined = len(_TEST_FUNCTION.findall(block.source))
     assert result.ret == 0, f"{block.name}: the block's tests failed:\n{result.stdout.str()}"
-    assert outcomes.get("passed", 0) >= 1, f"{block.name}: no test ran:\n{result.stdout.str()}"
+    assert outcomes.get("passed", 0) >= defined, (
+        f"{block.name}: {defined} tests defined, not all ran:\n{result.stdout.str()}"
+    )
     assert not problems, f"{block.name}: {outcomes}:\n{result.stdout.str()}"
 
 
-def run_script_block(block: Block) -> None:
+def run_script_block(block: Block) -> dict[str, Any]:
     defines_main = _DEFINES_MAIN.search(block.source)
     if defines_main and not _RUNS_MAIN.search(_DEFINES_MAIN.sub("", block.source)):
         pytest.fail(f"{block.name} defines main() but never runs it, so it checks nothing")
     namespace: dict[str, Any] = {"__name__": "__main__", "__file__": str(block.path)}
     exec(block.compile(), namespace)
+    return namespace
+
+
+def expectation_of(block: Block) -> Check:
+    """The check registered for a script block (see doc_expectations.py)."""
+    [check] = [
+        check
+        for (document, marker), check in EXPECTATIONS.items()
+        if document == block.document and marker in block.source
+    ] or [None]
+    if check is None:
+        pytest.fail(f"{block.name}: no entry in doc_expectations.py says what it is for")
+    return check
 
 
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=lambda b: b.name)
-def test_code_block(block: Block, docs_sandbox: Any, pytester: pytest.Pytester) -> None:
+def test_code_block(
+    block: Block,
+    docs_sandbox: Any,
+    pytester: pytest.Pytester,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     if block.fragment:
         block.compile(ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         return
@@ -158,9 +190,22 @@ def test_code_block(block: Block, docs_sandbox: Any, pytester: pytest.Pytester) 
         if block.is_pytest:
             run_pytest_block(block, pytester)
         else:
-            run_script_block(block)
+            check = expectation_of(block)
+            capsys.readouterr()
+            namespace = run_script_block(block)
+            check(Run(capsys.readouterr().out.splitlines(), docs_sandbox, namespace))
     for server in docs_sandbox.servers:
         assert not server.errors, f"the fake server crashed: {server.errors!r}"
+
+
+def test_every_expectation_names_exactly_one_script_block() -> None:
+    for document, marker in EXPECTATIONS:
+        matching = [b.name for b in ALL_BLOCKS if b.document == document and marker in b.source]
+        assert len(matching) == 1, f"{document}: {marker!r} is in {matching or 'no block'}"
+        [block] = [b for b in ALL_BLOCKS if b.name == matching[0]]
+        assert block.is_script, f"{block.name} is not a script block"
+    script_blocks = [b for b in ALL_BLOCKS if b.is_script]
+    assert len(script_blocks) == len(EXPECTATIONS)
 
 
 def test_every_document_has_code_and_fragments_stay_rare() -> None:

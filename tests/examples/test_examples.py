@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import contextlib
 import importlib.util
 import runpy
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import trio
@@ -43,34 +46,142 @@ def load(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
     return load
 
 
-def test_there_are_examples() -> None:
-    assert {p.stem for p in PROGRAMS} >= {"send_basic", "trio_program", "fastapi_pool"}
+@pytest.fixture
+def targets(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The ``Target`` of every ``smtp_target()`` an example opens, to inspect its server.
+
+    The fake server's captured messages and transcripts stay readable after it stops.
+    """
+    import _target
+
+    seen: list[Any] = []
+    real = _target.smtp_target
+
+    @contextlib.asynccontextmanager
+    async def recording() -> AsyncIterator[Any]:
+        async with real() as target:
+            seen.append(target)
+            yield target
+
+    monkeypatch.setattr(_target, "smtp_target", recording)
+    return seen
+
+
+def client_verbs(transcript: list[Any]) -> list[str]:
+    return [e.line.split(" ")[0].upper() for e in transcript if e.direction == "client"]
+
+
+def check_send_basic(out: list[str], target: Any) -> None:
+    captured = target.fake.messages
+    # One line per result, naming the recipient, the final reply and its queue id...
+    assert out == [
+        f"accepted {target.recipient}: 250 2.0.0 Ok: queued as {m.queue_id} (queue id {m.queue_id})"
+        for m in captured
+    ] + [f"the fake server captured {len(captured)} messages over TLS"]
+    # ...for what it says it sends: send(), then a session with a message and raw bytes.
+    assert [m.message["Subject"] for m in captured] == [
+        "Hello from send()",
+        "First of two",
+        "Second of two (raw bytes)",
+    ]
+    assert all(
+        (m.mail_from, m.rcpt_to, m.tls, m.auth_identity)
+        == (target.sender, [target.recipient], True, target.username)
+        for m in captured
+    )
+    # send() is a connection of its own; the session carries two messages.
+    assert [client_verbs(t).count("MAIL") for t in target.fake.transcripts] == [1, 2]
+    assert all("STARTTLS" in client_verbs(t) for t in target.fake.transcripts)
+
+
+def check_trio_program(out: list[str], target: Any) -> None:
+    captured = target.fake.messages
+    batch, pooled = captured[:5], captured[5:]
+    assert out == [
+        f"#{n}: 250 2.0.0 Ok: queued as {m.queue_id}" for n, m in enumerate(batch, 1)
+    ] + [f"the fake server captured {len(captured)} messages"]
+    assert [m.message["Subject"] for m in batch] == [f"Newsletter #{n}" for n in range(1, 6)]
+    assert sorted(m.message["Subject"] for m in pooled) == [
+        f"Newsletter #{n}" for n in (100, 101, 102)
+    ]
+    assert all(m.tls and m.auth_identity == target.username for m in captured)
+    transcripts = target.fake.transcripts
+    # The batch shares one connection; the pool opens at most its two.
+    assert client_verbs(transcripts[0]).count("MAIL") == 5
+    assert 1 <= len(transcripts) - 1 <= 2
+    assert sum(client_verbs(t).count("MAIL") for t in transcripts[1:]) == 3
+
+
+def check_fastapi_pool(out: list[str], target: Any) -> None:
+    captured = target.fake.messages
+    sent = [ast.literal_eval(line.removeprefix("200 ")) for line in out[:3]]
+    assert sent == [
+        {"accepted": [target.recipient], "refused": [], "queue_id": m.queue_id} for m in captured
+    ]
+    assert [m.message["Subject"] for m in captured] == [f"Hi #{n}" for n in range(3)]
+    assert all(m.tls and m.auth_identity == target.username for m in captured)
+    status, body = out[3].split(" ", 1)
+    assert status == "422"
+    assert "not an address" in ast.literal_eval(body)["detail"]  # refused before any I/O
+    assert out[4:] == ["pool: {'connections': 1, 'busy': 0, 'waiting': 0}"]
+    assert len(target.fake.transcripts) == 1  # one warm connection served every request
+
+
+#: What each program in examples/ is for, checked on its output and its server.
+EXPECTATIONS: dict[str, Callable[[list[str], Any], None]] = {
+    "send_basic": check_send_basic,
+    "trio_program": check_trio_program,
+    "fastapi_pool": check_fastapi_pool,
+}
+
+
+def test_every_example_has_expectations() -> None:
+    assert {p.stem for p in PROGRAMS} == set(EXPECTATIONS)
 
 
 @pytest.mark.parametrize("path", PROGRAMS, ids=lambda p: p.name)
-def test_example_runs_as_a_script(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_example_runs_as_a_script_and_does_what_it_says(
+    path: Path, capsys: pytest.CaptureFixture[str], targets: list[Any]
+) -> None:
     source = path.read_text(encoding="utf-8")
     assert "def main(" in source
     assert 'if __name__ == "__main__":' in source
     runpy.run_path(str(path), run_name="__main__")
-    assert capsys.readouterr().out
+    [target] = targets
+    assert target.fake is not None  # SMTP_HOST is unset: the embedded fake server
+    assert target.fake.errors == []
+    EXPECTATIONS[path.stem](capsys.readouterr().out.splitlines(), target)
 
 
-def test_send_basic_sends_three_messages_over_tls(load: Callable[[str], ModuleType]) -> None:
+def test_send_basic_sends_three_messages_over_tls(
+    load: Callable[[str], ModuleType], targets: list[Any]
+) -> None:
     module = load("send_basic")
     results = asyncio.run(module.run())
-    assert len(results) == 3
-    assert all(r.accepted == ("you@example.org",) and r.queue_id for r in results)
+    [target] = targets
+    captured = target.fake.messages
+    assert [r.queue_id for r in results] == [m.queue_id for m in captured]
+    assert all(r.accepted == (target.recipient,) and r.refused == {} for r in results)
+    assert all(r.reply.code == 250 for r in results)
 
 
+@pytest.mark.parametrize("count", [1, 4])
 def test_trio_program_sends_a_batch_and_through_a_pool(
-    load: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str]
+    count: int,
+    load: Callable[[str], ModuleType],
+    capsys: pytest.CaptureFixture[str],
+    targets: list[Any],
 ) -> None:
     module = load("trio_program")
-    assert trio.run(module.run, 4) == 4
-    out = capsys.readouterr().out
-    assert "#4: 250" in out
-    assert "captured 7 messages" in out
+    assert trio.run(module.run, count) == count
+    [target] = targets
+    captured = target.fake.messages
+    assert len(captured) == count + 3
+    out = capsys.readouterr().out.splitlines()
+    assert out[:count] == [
+        f"#{n}: 250 2.0.0 Ok: queued as {m.queue_id}" for n, m in enumerate(captured[:count], 1)
+    ]
+    assert out[count:] == [f"the fake server captured {count + 3} messages"]
 
 
 def test_fastapi_endpoint_sends_through_the_pool(load: Callable[[str], ModuleType]) -> None:
