@@ -139,10 +139,16 @@ class SMTPClient:
         sender: str | None = None,
         recipients: Sequence[str] | None = None,
         dsn: DSN | None = None,
+        requiretls: bool = False,
     ) -> SendResult:
         """Send an ``EmailMessage`` (see the async ``send_message``)."""
         result: SendResult = _call(
-            self._async.send_message, message, sender=sender, recipients=recipients, dsn=dsn
+            self._async.send_message,
+            message,
+            sender=sender,
+            recipients=recipients,
+            dsn=dsn,
+            requiretls=requiretls,
         )
         return result
 
@@ -153,9 +159,12 @@ class SMTPClient:
         data: bytes | BinaryIO,
         *,
         dsn: DSN | None = None,
+        requiretls: bool = False,
     ) -> SendResult:
         """Send raw bytes or a binary file (see the async ``sendmail``)."""
-        result: SendResult = _call(self._async.sendmail, sender, recipients, data, dsn=dsn)
+        result: SendResult = _call(
+            self._async.sendmail, sender, recipients, data, dsn=dsn, requiretls=requiretls
+        )
         return result
 
     def send_batch(
@@ -223,10 +232,16 @@ class SMTPPool:
         sender: str | None = None,
         recipients: Sequence[str] | None = None,
         dsn: DSN | None = None,
+        requiretls: bool = False,
     ) -> SendResult:
         """Send an ``EmailMessage`` on a pooled connection."""
         result: SendResult = _call(
-            self._async.send_message, message, sender=sender, recipients=recipients, dsn=dsn
+            self._async.send_message,
+            message,
+            sender=sender,
+            recipients=recipients,
+            dsn=dsn,
+            requiretls=requiretls,
         )
         return result
 
@@ -237,10 +252,24 @@ class SMTPPool:
         data: bytes,
         *,
         dsn: DSN | None = None,
+        requiretls: bool = False,
     ) -> SendResult:
         """Send raw bytes on a pooled connection."""
-        result: SendResult = _call(self._async.sendmail, sender, recipients, data, dsn=dsn)
+        result: SendResult = _call(
+            self._async.sendmail, sender, recipients, data, dsn=dsn, requiretls=requiretls
+        )
         return result
+
+    def send_batch(
+        self,
+        items: Iterable[Message | tuple[str, Sequence[str] | str, bytes]],
+        *,
+        dsn: DSN | None = None,
+    ) -> list[SendResult | SMTPError]:
+        """Send every item on the pool's connections; one outcome per item, in order,
+        never raising for one message (see the async ``SMTPPool.send_batch``)."""
+        results: list[SendResult | SMTPError] = _call(self._async.send_batch, list(items), dsn=dsn)
+        return results
 
     def close(self) -> None:
         """Send what is queued, QUIT every connection and stop the workers."""

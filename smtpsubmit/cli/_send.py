@@ -47,6 +47,7 @@ from .._errors import (
 from .._options import ClientOptions
 from .._results import SendResult
 from .._validate import check_client_arguments, respelled
+from ..policy import RetryPolicy
 from ._common import BACKENDS, CommandLineError, ssl_context_for
 
 __all__ = ["build_parser", "build_message", "send_main"]
@@ -130,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, metavar="S", help="seconds for each phase (default: per phase)"
     )
     conn.add_argument("--ehlo", metavar="NAME", help="EHLO name (default: this host's FQDN)")
+    conn.add_argument(
+        "--retry",
+        type=int,
+        default=1,
+        metavar="N",
+        help="tries in all after a transient failure (default 1: no retry); only recipients "
+        "refused with 4xx are tried again, never a message that may have been queued",
+    )
     conn.add_argument("--backend", choices=BACKENDS, default="asyncio", help=argparse.SUPPRESS)
     auth = parser.add_argument_group("authentication")
     auth.add_argument("--user", help="authenticate as this user")
@@ -360,6 +369,8 @@ def send_main(
         "allow_cleartext_auth": args.allow_cleartext_auth,
     }
     try:
+        if args.retry != 1:
+            connection["retry"] = RetryPolicy(attempts=args.retry)
         # The connection options first: a bad --port is reported before a password prompt.
         check_client_arguments(args.server, args.port, **connection)
         msg = build_message(args, stdin)
@@ -371,6 +382,10 @@ def send_main(
         client = SMTPClient(args.server, args.port, **connection)
     except CommandLineError as exc:
         return fail(f"error: {exc}", EXIT_USAGE)
+    except (TypeError, ValueError) as exc:  # a RetryPolicy refusing --retry
+        if isinstance(exc, ArgumentError):
+            return fail(f"error: {_one_line(exc.spelled(spelling), named=False)}", EXIT_USAGE)
+        return fail(f"error: --retry: {exc}", EXIT_USAGE)
     except ArgumentError as exc:  # TLSPolicyError too: the mode contradicts the port
         return fail(f"error: {_one_line(exc.spelled(spelling), named=False)}", EXIT_USAGE)
     with _session_log(args.verbose, write) as log:

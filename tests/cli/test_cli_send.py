@@ -393,3 +393,28 @@ def test_header_injection_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
     )
     assert code == 2
     assert "invalid header" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("retry", "status", "mails"), [("1", 4, 1), ("2", 0, 2)])
+def test_retry_tries_a_4xx_recipient_again(
+    capsys: pytest.CaptureFixture[str],
+    smtp_server_factory: SMTPServerFactory,
+    retry: str,
+    status: int,
+    mails: int,
+) -> None:
+    server = smtp_server_factory(faults=[Fault.reply("RCPT", code=451, text="Later")])
+    code = send(
+        *argv_for(server, "--retry", retry),
+        "--from", "me@example.com", "--to", "a@example.org", "--body", "x",
+    )  # fmt: skip
+    capsys.readouterr()
+    assert code == status  # 4: temporary failure, try later
+    seen = [e.line.split(" ")[0] for t in server.transcripts for e in t if e.direction == "client"]
+    assert seen.count("MAIL") == mails
+
+
+def test_retry_of_zero_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code = send("--server", "127.0.0.1", "--port", "465", "--retry", "0", "--to", "a@b.example")
+    assert code == 2
+    assert "--retry" in capsys.readouterr().err

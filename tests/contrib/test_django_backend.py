@@ -238,3 +238,36 @@ def test_bad_backend_keywords_are_named_as_keywords(no_connection: Any) -> None:
     backend = EmailBackend(host="127.0.0.1", port=70000, use_ssl=True)
     with pytest.raises(smtpsubmit.ArgumentError, match=r"^the backend's port= must be from 1"):
         backend.open()
+
+
+def test_retry_setting_sends_again_only_to_the_4xx_recipient(
+    smtp_server_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    from smtpsubmit.testing import Fault, Mode
+
+    server = smtp_server_factory(
+        mode=Mode.IMPLICIT_TLS, faults=[Fault.reply("RCPT", nth=2, code=451, text="Later")]
+    )
+    with override_settings(
+        EMAIL_HOST=server.host,
+        EMAIL_PORT=server.port,
+        EMAIL_USE_SSL=True,
+        EMAIL_USE_TLS=False,
+        SMTPSUBMIT_CA_FILE=server.ca_pem_path,
+        SMTPSUBMIT_RETRY=smtpsubmit.RetryPolicy(attempts=2, backoff=0),
+        SMTPSUBMIT_RATE_LIMIT=smtpsubmit.RateLimit(per_second=100),
+    ):
+        sent = mail.send_mail("s", "b", "app@example.com", ["a@example.com", "b@example.com"])
+    assert sent == 1
+    assert [m.rcpt_to for m in server.wait_for_messages(2)] == [
+        ["a@example.com"],
+        ["b@example.com"],
+    ]
+
+
+def test_a_retry_setting_of_the_wrong_type_is_named() -> None:
+    with (
+        override_settings(EMAIL_HOST="mail.example", EMAIL_PORT=465, SMTPSUBMIT_RETRY=3),
+        pytest.raises(smtpsubmit.ArgumentError, match="SMTPSUBMIT_RETRY"),
+    ):
+        EmailBackend().open()
