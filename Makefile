@@ -1,22 +1,36 @@
 # Quick start:  make demo   |   make test
-# Each target creates .venv with the project and its test/dev tools on first use.
+# Each target installs into .venv what it needs, on first use: `demo` the project and trustme
+# only (seconds); `test`, `lint` and the others the project's own test and dev tools (the
+# `test`, `dev` and `interop` extras, a minute or two).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+CREATED := $(VENV)/.created
+DEMO_STAMP := $(VENV)/.demo
 STAMP := $(VENV)/.installed
+# What the demo needs besides the project: the fake server's CA. It is the `testing`
+# extra's trustme requirement (tests/packaging/test_packaging.py checks that they agree).
+DEMO_REQUIREMENTS := 'trustme>=1.1'
 
 .PHONY: demo test test-random lint interop bench clean
 
-$(STAMP): pyproject.toml
+$(CREATED):
 	@# Debian's python3 needs python3-venv for `-m venv`; install it when we are root.
 	$(PY) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && \
 		rm -rf $(VENV) && $(PY) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
+	touch $(CREATED)
+
+$(DEMO_STAMP): pyproject.toml | $(CREATED)
+	$(BIN)/python -m pip install -q -e . $(DEMO_REQUIREMENTS)
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(CREATED)
 	$(BIN)/python -m pip install -q -e '.[test,dev,interop]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m smtpsubmit demo
 
 test: $(STAMP)
