@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # extra's trustme requirement (tests/packaging/test_packaging.py checks that they agree).
 DEMO_REQUIREMENTS := 'trustme>=1.1'
 
-.PHONY: demo test test-random lint interop bench clean
+.PHONY: demo test test-random lint dist wheel-check interop bench clean
 
 $(CREATED):
 	@# Debian's python3 needs python3-venv for `-m venv`; install it when we are root.
@@ -46,6 +46,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict smtpsubmit
 
+# The sdist, and the wheel built from it, in dist/; `twine check` on their metadata.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+# The built wheel installed with only the `testing` extra into a fresh virtualenv outside
+# the checkout, then used from there: a file missing from the wheel fails here.
+wheel-check: dist
+	$(BIN)/python tests/packaging/wheel_smoke.py dist
+
 interop: $(STAMP)
 	bash interop/run.sh
 
@@ -54,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis dist
