@@ -1,18 +1,19 @@
 # Quick start:  make demo   |   make test
 # Each target installs into .venv what it needs, on first use: `demo` the project and trustme
 # only (seconds); `test`, `lint` and the others the project's own test and dev tools (the
-# `test`, `dev` and `interop` extras, a minute or two).
+# `test`, `dev` and `interop` extras, a minute or two); `docs` the site tools (`docs`).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CREATED := $(VENV)/.created
 DEMO_STAMP := $(VENV)/.demo
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs
 # What the demo needs besides the project: the fake server's CA. It is the `testing`
 # extra's trustme requirement (tests/packaging/test_packaging.py checks that they agree).
 DEMO_REQUIREMENTS := 'trustme>=1.1'
 
-.PHONY: demo test test-random lint dist wheel-check interop bench clean
+.PHONY: demo test test-random lint dist wheel-check docs interop bench clean
 
 $(CREATED):
 	@# Debian's python3 needs python3-venv for `-m venv`; install it when we are root.
@@ -29,6 +30,10 @@ $(DEMO_STAMP): pyproject.toml | $(CREATED)
 $(STAMP): pyproject.toml | $(CREATED)
 	$(BIN)/python -m pip install -q -e '.[test,dev,interop]'
 	touch $(STAMP)
+
+$(DOCS_STAMP): pyproject.toml | $(CREATED)
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
 
 demo: $(DEMO_STAMP)
 	$(BIN)/python -m smtpsubmit demo
@@ -57,6 +62,12 @@ dist: $(STAMP)
 wheel-check: dist
 	$(BIN)/python tests/packaging/wheel_smoke.py dist
 
+# The site (guides and API reference) in build/site; a warning (broken link, missing
+# reference, bad docstring) fails it, and so does a public name missing from the reference.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	$(BIN)/python tests/packaging/check_api_reference.py build/site
+
 interop: $(STAMP)
 	bash interop/run.sh
 
@@ -65,4 +76,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis dist
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build

@@ -1,10 +1,15 @@
-"""What users install and run: the extras, the version, the CLI without trustme."""
+"""What users install and run: the extras, the version, the CLI without trustme, the docs map.
+
+The built artefacts themselves are checked by ``make wheel-check`` (wheel_smoke.py) and the
+site by ``make docs`` (check_api_reference.py); these are the fast checks of their inputs.
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,9 @@ import pytest
 import smtpsubmit
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+from check_api_reference import MODULES, public_names  # noqa: E402
+from check_api_reference import main as check_api_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -101,3 +109,38 @@ def test_package_is_typed_and_says_so() -> None:
 
 def test_pytest_plugin_entry_point() -> None:
     assert PROJECT["entry-points"]["pytest11"] == {"smtpsubmit": "smtpsubmit.testing._plugin"}
+
+
+def test_api_reference_pages_are_the_checked_modules() -> None:
+    pages = sorted((ROOT / "docs" / "reference").glob("*.md"))
+    documented = [
+        line.removeprefix("::: ").strip()
+        for page in pages
+        for line in page.read_text(encoding="utf-8").splitlines()
+        if line.startswith("::: ")
+    ]
+    assert sorted(documented) == sorted(MODULES)
+
+
+def _site_with(tmp_path: Path, names: list[str]) -> Path:
+    lines = [f"{name} py:class 1 reference/#$ -" for name in names]
+    lines.append("smtpsubmit.sync.SendResult py:class 2 reference/#smtpsubmit.SendResult -")
+    header = b"# Sphinx inventory version 2\n# Project: x\n# Version: 0\n"
+    body = zlib.compress("\n".join(lines).encode())
+    (tmp_path / "objects.inv").write_bytes(
+        header + b"# The remainder of this file is compressed using zlib.\n" + body
+    )
+    return tmp_path
+
+
+def test_api_reference_check_names_missing_and_extra_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    every = [f"{m}.{n}" for m in MODULES for n in public_names(m)]
+    assert check_api_reference([str(_site_with(tmp_path, every))]) == 0
+
+    incomplete = [n for n in every if n != "smtpsubmit.send"] + ["smtpsubmit.sync.T"]
+    assert check_api_reference([str(_site_with(tmp_path, incomplete))]) == 1
+    err = capsys.readouterr().err
+    assert "smtpsubmit: not in the API reference: send" in err
+    assert "smtpsubmit.sync: documented but not in __all__: T" in err

@@ -41,6 +41,7 @@ SDIST_HOLDS = (
     "smtpsubmit/py.typed",
     "tests/conftest.py",
     "docs/testing.md",
+    "mkdocs.yml",
 )
 #: Packages the ``testing`` extra must not bring: the project's own test tools.
 NOT_FOR_USERS = ("pytest-asyncio", "hypothesis", "trio", "django", "fastapi", "pytest-cov")
