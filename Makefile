@@ -1,22 +1,41 @@
 # Quick start:  make demo   |   make test
-# Each target creates .venv with the project and its test/dev tools on first use.
+# Each target installs into .venv what it needs, on first use: `demo` the project and trustme
+# only (seconds); `test`, `lint` and the others the project's own test and dev tools (the
+# `test`, `dev` and `interop` extras, a minute or two); `docs` the site tools (`docs`).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+CREATED := $(VENV)/.created
+DEMO_STAMP := $(VENV)/.demo
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs
+# What the demo needs besides the project: the fake server's CA. It is the `testing`
+# extra's trustme requirement (tests/packaging/test_packaging.py checks that they agree).
+DEMO_REQUIREMENTS := 'trustme>=1.1'
 
-.PHONY: demo test test-random coverage coverage-gate lint interop bench clean
+.PHONY: demo test test-random coverage coverage-gate lint dist wheel-check docs interop bench clean
 
-$(STAMP): pyproject.toml
+$(CREATED):
 	@# Debian's python3 needs python3-venv for `-m venv`; install it when we are root.
 	$(PY) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && \
 		rm -rf $(VENV) && $(PY) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
+	touch $(CREATED)
+
+$(DEMO_STAMP): pyproject.toml | $(CREATED)
+	$(BIN)/python -m pip install -q -e . $(DEMO_REQUIREMENTS)
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(CREATED)
 	$(BIN)/python -m pip install -q -e '.[test,dev,interop]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(DOCS_STAMP): pyproject.toml | $(CREATED)
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m smtpsubmit demo
 
 # The test run is measured and gated: the sans-I/O core (smtpsubmit/protocol) must stay at
@@ -58,6 +77,23 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict smtpsubmit
 
+# The sdist, and the wheel built from it, in dist/; `twine check` on their metadata.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+# The built wheel installed with only the `testing` extra into a fresh virtualenv outside
+# the checkout, then used from there: a file missing from the wheel fails here.
+wheel-check: dist
+	$(BIN)/python tests/packaging/wheel_smoke.py dist
+
+# The site (guides and API reference) in build/site; a warning (broken link, missing
+# reference, bad docstring) fails it, and so does a public name missing from the reference.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	$(BIN)/python tests/packaging/check_api_reference.py build/site
+
 interop: $(STAMP)
 	bash interop/run.sh
 
@@ -66,4 +102,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov dist build

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from email.message import EmailMessage
 
 import anyio
+
+from smtpsubmit import __version__
 
 __all__ = ["main"]
 
@@ -84,15 +87,36 @@ async def _demo() -> int:
     return 0
 
 
+def _missing_fake_server_dependency(command: str) -> str | None:
+    """One line saying what to install, if the fake server cannot run here.
+
+    ``serve`` and ``demo`` run the fake server, whose throwaway CA comes from trustme: an
+    optional dependency (the ``testing`` extra), not one of the library's.
+    """
+    if importlib.util.find_spec("trustme") is not None:
+        return None
+    return (
+        f"python -m smtpsubmit {command}: the fake server needs trustme, "
+        "from the testing extra: pip install 'smtpsubmit[testing]'"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m smtpsubmit``."""
     parser = argparse.ArgumentParser(prog="python -m smtpsubmit")
+    parser.add_argument("--version", action="version", version=f"smtpsubmit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="send through the embedded fake server over 465 and 587")
     sub.add_parser("serve", help="run the fake SMTP server standalone", add_help=False)
     sub.add_parser("send", help="submit one message (like swaks)", add_help=False)
     sub.add_parser("probe", help="diagnose a server's submission ports and TLS", add_help=False)
     args, rest = parser.parse_known_args(argv)
+    wants_help = bool({"-h", "--help"} & set(rest))
+    if args.command in ("serve", "demo") and not wants_help:
+        missing = _missing_fake_server_dependency(args.command)
+        if missing is not None:
+            print(missing, file=sys.stderr)
+            return 1
     if args.command == "serve":
         from smtpsubmit.testing._cli import serve_main
 
