@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import replace
 from email.message import Message
 from types import TracebackType
@@ -27,15 +27,24 @@ from typing import BinaryIO
 import anyio
 
 from ._batch import send_many
-from ._delivery import Throttle, deliver, deliver_batch
+from ._delivery import Throttle, batch_entries, deliver, deliver_batch
 from ._errors import SMTPError
 from ._gate import Gate
 from ._handshake import Settings, open_session
 from ._message import DSN, check_envelope, message_envelope
 from ._options import ClientOptions, TransportFactory, Unpack
 from ._results import SendResult
-from ._session import Session, timeout_error
-from ._transaction import Entry, Outcome, Transaction, build, build_all, build_stream, send_one
+from ._session import Session, total_deadline
+from ._transaction import (
+    Entry,
+    Outcome,
+    Transaction,
+    build,
+    build_all,
+    build_stream,
+    send_one,
+    slot,
+)
 from .auth import Authenticator
 from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode
 from .protocol import Extensions, Noop, Quit, Reply
@@ -276,23 +285,11 @@ class SMTPClient:
         """
         if window < 1:
             raise ValueError("window must be at least 1")
-        entries: list[tuple[Entry, tuple[str, ...]]] = []
-        refused_early: dict[int, SMTPError] = {}
-        for index, item in enumerate(items):
-            try:
-                if isinstance(item, Message):
-                    envelope = message_envelope(item)
-                    entries.append((Entry(item, dsn=dsn, envelope=envelope), envelope.recipients))
-                else:
-                    check_envelope(item[0], item[1])
-                    rcpts = (item[1],) if isinstance(item[1], str) else tuple(item[1])
-                    entries.append((Entry(item, dsn=dsn), rcpts))
-            except SMTPError as exc:  # this one alone fails, before any I/O
-                refused_early[index] = exc
+        entries, refused_early = batch_entries(items, dsn)
 
         async def send_round(round_entries: list[Entry]) -> list[Outcome]:
             results: list[Outcome | None] = []
-            with_sinks = [replace(e, sink=_slot(results)) for e in round_entries]
+            with_sinks = [replace(e, sink=slot(results)) for e in round_entries]
             async with self._lock:
                 session = await self._ready()
                 transactions = build_all(with_sinks, session, **self._policy())
@@ -397,39 +394,12 @@ class SMTPClient:
             raise
 
     def _total_deadline(self) -> contextlib.AbstractContextManager[object]:
-        total = self._settings.timeouts.total
-        if total is None:
-            return _NO_LIMIT  # the usual case, once per message: no generator, no scope
-        return self._total_scope(total)
-
-    @contextlib.contextmanager
-    def _total_scope(self, total: float) -> Iterator[None]:
-        try:
-            with anyio.fail_after(total):
-                yield
-        except TimeoutError as exc:
-            if isinstance(exc, SMTPError):
-                raise  # an inner phase's, already ours
-            raise timeout_error(self.timeouts, "total", self.host, self.port) from None
+        return total_deadline(self._settings.timeouts, self.host, self.port)
 
     async def _close(self) -> None:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-
-
-_NO_LIMIT = contextlib.nullcontext()
-
-
-def _slot(results: list[Outcome | None]) -> Callable[[Outcome], None]:
-    """A sink that fills the next place of ``results`` (the batch's order)."""
-    index = len(results)
-    results.append(None)
-
-    def sink(outcome: Outcome) -> None:
-        results[index] = outcome
-
-    return sink
 
 
 async def send(

@@ -17,19 +17,21 @@ Theory of operation:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from email.message import Message
 
 import anyio
 
 from ._errors import RecipientsRefusedError, SMTPError, reply_error
+from ._message import DSN, check_envelope, message_envelope
 from ._results import Attempt, SendResult
 from ._transaction import Entry, Outcome
 from .policy import RateLimit, RetryPolicy
 from .policy._rate import TokenBucket, is_throttling
 from .protocol import Reply
 
-__all__ = ["Delivery", "Throttle", "deliver", "deliver_batch"]
+__all__ = ["BatchItem", "Delivery", "Throttle", "batch_entries", "deliver", "deliver_batch"]
 
 
 class Delivery:
@@ -231,3 +233,28 @@ async def deliver_batch(
             await anyio.sleep(max(delivery.delay() for _, delivery, _ in again))
         due = [(index, delivery, entry) for index, delivery, entry in again]
     return [o if o is not None else SMTPError("not sent") for o in outcomes]
+
+
+#: An item of a batch: a message, or ``(sender, recipients, data)``.
+BatchItem = Message | tuple[str, Sequence[str] | str, bytes]
+
+
+def batch_entries(
+    items: Iterable[BatchItem], dsn: DSN | None
+) -> tuple[list[tuple[Entry, tuple[str, ...]]], dict[int, SMTPError]]:
+    """Each item as an entry with its recipients; the items refused before any I/O (a bad
+    envelope) by their index, with their error."""
+    entries: list[tuple[Entry, tuple[str, ...]]] = []
+    refused: dict[int, SMTPError] = {}
+    for index, item in enumerate(items):
+        try:
+            if isinstance(item, Message):
+                envelope = message_envelope(item)
+                entries.append((Entry(item, dsn=dsn, envelope=envelope), envelope.recipients))
+            else:
+                check_envelope(item[0], item[1])
+                rcpts = (item[1],) if isinstance(item[1], str) else tuple(item[1])
+                entries.append((Entry(item, dsn=dsn), rcpts))
+        except SMTPError as exc:  # this one alone fails, before any I/O
+            refused[index] = exc
+    return entries, refused

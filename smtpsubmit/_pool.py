@@ -41,7 +41,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._batch import send_many
-from ._delivery import Throttle, deliver
+from ._delivery import BatchItem, Throttle, deliver
 from ._errors import NotSentError, OutcomeUnknownError, SMTPError, TransientReplyError
 from ._gate import loop_clock
 from ._handshake import Settings, open_session
@@ -54,9 +54,6 @@ from ._validate import check_pool_arguments
 from .protocol import Noop, Quit
 
 __all__ = ["SMTPPool"]
-
-#: An item of a batch: a message, or ``(sender, recipients, data)``.
-BatchItem = Message | tuple[str, Sequence[str] | str, bytes]
 
 
 @dataclass(eq=False)

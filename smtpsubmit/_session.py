@@ -62,7 +62,7 @@ from .protocol import (
 )
 from .transport import TLSInfo, Transport
 
-__all__ = ["Phase", "Session", "phase_of"]
+__all__ = ["Phase", "Session", "phase_of", "timeout_error", "total_deadline"]
 
 logger = logging.getLogger("smtpsubmit")
 
@@ -312,3 +312,28 @@ def timeout_error(timeouts: Timeouts, phase: str, host: str, port: int) -> Timeo
     return TimeoutError(
         f"{phase.replace('_', ' ')}{where} timed out after {limit} s", phase=phase, timeout=limit
     )
+
+
+_NO_LIMIT = contextlib.nullcontext()
+
+
+def total_deadline(
+    timeouts: Timeouts, host: str, port: int
+) -> contextlib.AbstractContextManager[object]:
+    """A block bounded by ``timeouts.total`` (one whole call), raising our
+    :class:`TimeoutError` with phase ``"total"``; nothing at all when there is no total."""
+    if timeouts.total is None:
+        return _NO_LIMIT  # the usual case, once per message: no generator, no scope
+    return _total_scope(timeouts, host, port)
+
+
+@contextlib.contextmanager
+def _total_scope(timeouts: Timeouts, host: str, port: int) -> Iterator[None]:
+    assert timeouts.total is not None
+    try:
+        with anyio.fail_after(timeouts.total):
+            yield
+    except builtins.TimeoutError as exc:
+        if isinstance(exc, SMTPError):
+            raise  # an inner phase's, already ours
+        raise timeout_error(timeouts, "total", host, port) from None

@@ -73,6 +73,7 @@ __all__ = [
     "fail",
     "not_sent",
     "send_one",
+    "slot",
 ]
 
 Outcome = SendResult | SMTPError
@@ -181,6 +182,17 @@ class Transaction:
             self.outcome = outcome
             if self.sink is not None:
                 self.sink(outcome)
+
+
+def slot(results: list[Outcome | None]) -> Sink:
+    """A sink that fills the next place of ``results`` (a batch's order)."""
+    index = len(results)
+    results.append(None)
+
+    def sink(outcome: Outcome) -> None:
+        results[index] = outcome
+
+    return sink
 
 
 def not_sent(cause: BaseException, why: str | None = None) -> NotSentError:
