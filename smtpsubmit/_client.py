@@ -17,7 +17,6 @@ Theory of operation:
 from __future__ import annotations
 
 import contextlib
-import ssl
 from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import replace
 from email.message import Message
@@ -32,7 +31,7 @@ from ._errors import SMTPError
 from ._gate import Gate
 from ._handshake import Settings, open_session
 from ._message import DSN, check_envelope, message_envelope
-from ._options import ClientOptions, TransportFactory, Unpack
+from ._options import ClientOptions, Unpack
 from ._results import SendResult
 from ._session import Session, total_deadline
 from ._transaction import (
@@ -45,8 +44,7 @@ from ._transaction import (
     send_one,
     slot,
 )
-from .auth import Authenticator
-from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode
+from .policy import Timeouts, TLSMode
 from .protocol import Extensions, Noop, Quit, Reply
 from .transport import TLSInfo
 
@@ -80,53 +78,15 @@ class SMTPClient:
     (sends are serialised), though a pool is better for concurrency.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        tls: TLSMode | str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        auth: Authenticator | None = None,
-        timeout: Timeouts | float | None = None,
-        local_hostname: str | None = None,
-        server_hostname: str | None = None,
-        allow_cleartext_auth: bool = False,
-        chunking: bool = True,
-        transport: TransportFactory | None = None,
-        unix_socket: str | None = None,
-        source_address: str | None = None,
-        cafile: str | None = None,
-        retry: RetryPolicy | None = None,
-        rate_limit: RateLimit | None = None,
-    ) -> None:
-        self._settings = Settings.from_options(
-            host,
-            port,
-            tls=tls,
-            ssl_context=ssl_context,
-            username=username,
-            password=password,
-            auth=auth,
-            timeout=timeout,
-            local_hostname=local_hostname,
-            server_hostname=server_hostname,
-            allow_cleartext_auth=allow_cleartext_auth,
-            chunking=chunking,
-            transport=transport,
-            unix_socket=unix_socket,
-            source_address=source_address,
-            cafile=cafile,
-            retry=retry,
-            rate_limit=rate_limit,
-        )
+    def __init__(self, host: str, port: int, **options: Unpack[ClientOptions]) -> None:
+        # The keywords are spelled out, checked and documented once: Settings.from_options.
+        self._settings = Settings.from_options(host, port, **options)
+        rate_limit = self._settings.rate_limit
         self._throttle = Throttle(rate_limit) if rate_limit is not None else None
         self._session: Session | None = None
         self._lock = Gate()  # free when uncontended, see _gate.py
         #: The EHLO name; when not given, chosen once connected (see ``policy.ehlo_name``).
-        self.local_hostname = local_hostname
+        self.local_hostname = self._settings.local_hostname
 
     def __repr__(self) -> str:
         session = self._session

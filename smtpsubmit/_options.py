@@ -1,9 +1,10 @@
 """The connection keywords, defined once and shared by every entry point.
 
-``SMTPClient`` spells them out (that is where they are documented and used);
-``send()``, ``SMTPPool`` and the blocking facade take ``**options`` typed with these
-TypedDicts (PEP 692), so a new option is added in one place and mypy checks every
-forwarding call against ``SMTPClient``'s signature.
+``Settings.from_options`` (in ``_handshake.py``) spells them out and checks them, and
+``SMTPClient``'s docstring documents them; ``SMTPClient``, ``send()``, ``SMTPPool`` and the
+blocking facade take ``**options`` typed with these TypedDicts (PEP 692), so a new option
+is added in one place and mypy checks every forwarding call against
+``Settings.from_options``'s signature.
 """
 
 from __future__ import annotations
