@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && \
 		rm -rf $(VENV) && $(PY) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,dev,interop]'
+	$(BIN)/python -m pip install -q -e '.[test,dev,interop,celery]'
 	touch $(STAMP)
 
 demo: $(STAMP)
