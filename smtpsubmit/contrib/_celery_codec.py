@@ -6,9 +6,10 @@ Theory of operation:
   envelope, the DSN request, the idempotency key, the attempt number and, from the second
   attempt on, what the earlier attempts achieved. :func:`decode_payload` checks every field
   of what comes off the broker before anything is used.
-- An ``EmailMessage`` is written with UTF-8 headers and parsed again on the worker, which
-  then serialises it for the server it meets (SMTPUTF8, 8BITMIME or 7-bit re-encoding,
-  Bcc stripped) exactly as :meth:`smtpsubmit.SMTPPool.send_message` does in one process.
+- An ``EmailMessage`` is written as a send writes it (UTF-8 header fields only when an
+  envelope address needs SMTPUTF8) and parsed again on the worker, which sends it as
+  :meth:`smtpsubmit.SMTPPool.send_message` does in one process (8BITMIME or 7-bit
+  re-encoding, Bcc stripped): the server gets the same octets.
 - The idempotency key is the caller's ``key``, else the message's Message-ID, else a
   random one made at enqueue time (which still tells a redelivered task from a new one).
 - :func:`conclude` is the one rule that turns one attempt's outcome into the task's
@@ -170,11 +171,19 @@ def encode_message(
     worker. Raises :class:`~smtpsubmit.MessageError` for a message that cannot be sent.
     """
     envelope = message_envelope(message, sender, recipients)
-    data = _generate(message, utf8=True, cte_7bit=False)
+    data = _octets(message, [envelope.sender, *envelope.recipients])
     message_id = message.get("Message-ID")
     return _payload(
         "message", data, envelope.sender, list(envelope.recipients), dsn, key, message_id
     )
+
+
+def _octets(message: Message, addresses: Sequence[str]) -> bytes:
+    """The message as a send in one process writes it: header fields in ASCII (RFC 2047
+    encoded-words), or in UTF-8 when an envelope address is not ASCII (SMTPUTF8, RFC 6532).
+    The worker writes a field it parsed back as it was read, so the octets are the same."""
+    utf8 = not all(address.isascii() for address in addresses)
+    return _generate(message, utf8=utf8, cte_7bit=False)
 
 
 def encode_raw(
@@ -277,7 +286,9 @@ def decode_message(payload: Payload) -> EmailMessage | bytes:
     data = base64.b64decode(payload["data"], validate=True)
     if payload["kind"] == "raw":
         return data
-    message = BytesParser(policy=email_policy.default).parsebytes(data)
+    # The email package works with "\n" line ends: parsed as CRLF, every line of every
+    # text part would keep a "\r".
+    message = BytesParser(policy=email_policy.default).parsebytes(data.replace(b"\r\n", b"\n"))
     assert isinstance(message, EmailMessage)
     return message
 

@@ -24,9 +24,7 @@ HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
 
 
-def wait_for(
-    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
-) -> T:
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
     """Poll ``check`` until it returns something other than None/False, or fail."""
     deadline = time.monotonic() + timeout
     while True:
@@ -51,10 +49,8 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
     # Its children (prefork workers) too: the session was made for this process alone.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)

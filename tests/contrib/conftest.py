@@ -18,7 +18,9 @@ from smtpsubmit.testing import FakeSMTPServer, Mode, ThreadedSMTPServer
 
 def _require_celery() -> None:
     pytest.importorskip("celery", reason="Celery is not installed (pip install smtpsubmit[celery])")
-    pytest.importorskip("redis", reason="redis-py is not installed (pip install smtpsubmit[celery])")
+    pytest.importorskip(
+        "redis", reason="redis-py is not installed (pip install smtpsubmit[celery])"
+    )
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
 

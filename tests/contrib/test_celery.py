@@ -24,7 +24,7 @@ from smtpsubmit.testing import Fault, ThreadedSMTPServer
 pytest.importorskip("celery", reason="Celery is not installed (pip install smtpsubmit[celery])")
 pytest.importorskip("redis", reason="redis-py is not installed (pip install smtpsubmit[celery])")
 
-from celery_helpers import wait_for, workers  # noqa: E402
+from celery_helpers import wait_for, workers
 
 
 def make_messages(count: int, run: str, recipients: int = 1) -> list[EmailMessage]:
@@ -62,11 +62,13 @@ def test_500_messages_through_two_workers_arrive_exactly_once(
     summary = batch.wait(timeout=60, interval=0.2, on_progress=lambda s: progress.append(s.done))
 
     assert (summary.sent, summary.failed, summary.unknown, summary.errors) == (500, 0, 0, 0)
-    assert summary.accepted == 500 and not summary.refused
+    assert summary.accepted == 500
+    assert not summary.refused
     seen = captured_ids(smtp_target, run_id)
     assert set(seen) == {str(m["Message-ID"]) for m in messages}
     assert max(seen.values()) == 1  # each exactly once
-    assert progress[-1] == 500 and progress == sorted(progress)
+    assert progress[-1] == 500
+    assert progress == sorted(progress)
     # Both workers took part: results carry the queue ids the server gave.
     results = batch.results()
     assert all(r is not None and not isinstance(r, BaseException) for r in results)
@@ -112,7 +114,8 @@ def test_a_duplicate_enqueue_of_a_sent_message_is_not_sent_again(
     first = test_app.send.send_message(msg)
     assert first.get(timeout=30)["status"] == "sent"
     again = test_app.send.send_message(msg).get(timeout=30)
-    assert again["status"] == "duplicate" and again["duplicate_of"] == first.id
+    assert again["status"] == "duplicate"
+    assert again["duplicate_of"] == first.id
     assert sum(captured_ids(smtp_target, run_id).values()) == 1
 
 
@@ -192,7 +195,9 @@ def test_sigkill_of_a_worker_mid_run_leaves_each_message_sent_once_or_unknown(
         f"{max(seen.values())}"
     )
 
-    assert summary.complete and summary.errors == 0 and summary.failed == 0
+    assert summary.complete
+    assert summary.errors == 0
+    assert summary.failed == 0
     assert max(seen.values()) == 1  # never twice
     for msg, result in zip(messages, results, strict=True):
         assert isinstance(result, dict)
@@ -205,4 +210,5 @@ def test_sigkill_of_a_worker_mid_run_leaves_each_message_sent_once_or_unknown(
     # The lost attempt is recorded as unknown for good: a later delivery will not resend.
     for result in unknown:
         [record] = send.records(result["key"])
-        assert record["state"] == "done" and record["outcome"]["status"] == "unknown"
+        assert record["state"] == "done"
+        assert record["outcome"]["status"] == "unknown"
