@@ -133,24 +133,36 @@ def test_shared_rate_limit_paces_two_workers_together(
     assert summary.sent == 100
     assert max(captured_ids(smtp_target, run_id).values()) == 1
     assert elapsed >= 4.5, elapsed
+    arrivals = sorted(m.received_at for m in smtp_target.messages)
+    assert arrivals[-1] - arrivals[0] >= 4.5  # as the server saw them
     assert elapsed < 20, elapsed  # paced, not stalled
 
 
-def test_threads_pool_sends_exactly_once(
+@pytest.mark.parametrize(("pool", "concurrency"), [("threads", 4), ("prefork", 2)])
+def test_each_pool_kind_sends_once_and_quits_on_shutdown(
     test_app: Any,
     celery_dir: Path,
     celery_env: dict[str, str],
     smtp_target: ThreadedSMTPServer,
     run_id: str,
+    pool: str,
+    concurrency: int,
 ) -> None:
+    queue = f"only-{pool}"  # the module's prefork workers do not consume it
     specs: list[dict[str, object]] = [
-        {"name": "threads", "pool": "threads", "concurrency": 4, "queues": "threads"}
+        {"name": pool, "pool": pool, "concurrency": concurrency, "queues": queue}
     ]
     with workers(celery_dir, celery_env, specs):
         messages = make_messages(60, run_id, recipients=2)
-        summary = test_app.send.send_batch(messages, queue="threads").wait(timeout=30)
+        summary = test_app.send.send_batch(messages, queue=queue).wait(timeout=30)
     assert (summary.sent, summary.accepted) == (60, 120)
     assert Counter(captured_ids(smtp_target, run_id).values()) == {1: 60}
+    # Each process's pool was closed on shutdown (worker_process_shutdown in prefork
+    # children, worker_shutdown with threads): every connection ended with QUIT.
+    sessions = [t for t in smtp_target.transcripts if any("MAIL FROM" in e.line for e in t)]
+    assert sessions
+    for transcript in sessions:
+        assert [e.line for e in transcript if e.direction == "client"][-1] == "QUIT"
 
 
 def test_sigkill_of_a_worker_mid_run_leaves_each_message_sent_once_or_unknown(
