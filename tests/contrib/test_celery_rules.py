@@ -290,6 +290,44 @@ def test_a_4xx_retry_is_queued_with_the_policys_countdown(
     assert len(server.messages) == 1
 
 
+def test_a_retry_lost_before_it_was_queued_is_queued_by_the_redelivery(
+    mail: Any, server: ThreadedSMTPServer
+) -> None:
+    payload = encode_message(message(Message_ID="<requeue@example.com>"))
+    following = {**payload, "recipients": ["b@example.org"], "attempt": 2}
+    record = mail._record("retried", payload, "task-8", None, following)
+    mail.store.put(record, 60)
+    task = FakeTask("task-8")
+    with pytest.raises(RuntimeError, match="retry queued"):
+        mail.run(task, payload)
+    assert task.retries == [(following, 0.0)]
+    assert mail.records("<requeue@example.com>")[0]["state"] == "retry_published"
+    assert server.messages == []
+
+
+def test_a_long_shared_rate_wait_requeues_instead_of_sleeping(server: ThreadedSMTPServer) -> None:
+    app = Celery("rules3", broker="memory://", backend="cache+memory://")
+    mail = register_smtp_task(
+        app, server.host, server.port, name="rules.paced", tls="insecure-cleartext",
+        store=MemoryStore(), shared_rate_limit=smtpsubmit.RateLimit(per_second=0.5),
+        max_rate_wait=0.5,
+    )  # fmt: skip
+    try:
+        first = encode_message(message(Message_ID="<paced1@example.com>"))
+        assert mail.run(FakeTask("task-9"), first)["status"] == "sent"
+        second = encode_message(message(Message_ID="<paced2@example.com>"))
+        task = FakeTask("task-10")
+        with pytest.raises(RuntimeError, match="retry queued"):
+            mail.run(task, second)
+    finally:
+        mail.close()
+    [(again, countdown)] = task.retries
+    assert again == second  # the same attempt, later: no record was claimed
+    assert 1.5 < countdown <= 2.0
+    assert mail.records("<paced2@example.com>") == []
+    assert len(server.messages) == 1
+
+
 @pytest.mark.parametrize("to", ["a@example.org, b@example.org", "jörg@exämple.org"])
 def test_eager_mode_sends_the_octets_of_a_send_in_one_process(
     mail: Any, server: ThreadedSMTPServer, to: str
