@@ -19,6 +19,8 @@ from smtpsubmit.contrib.celery import SMTPTask, register_smtp_task
 
 #: Shared by every worker on every machine in the rate-limit test: 20 messages a second.
 SHARED_RATE = smtpsubmit.RateLimit(per_second=20, burst=1)
+#: Seconds before the broker gives a lost worker's unacknowledged tasks to another.
+VISIBILITY_TIMEOUT = 5
 #: Quick retries, so the 4xx test does not wait long for its second attempt.
 RETRY = smtpsubmit.RetryPolicy(attempts=3, backoff=0.2, max_backoff=0.4)
 
@@ -39,6 +41,13 @@ def build(redis_url: str, smtp_host: str, smtp_port: int) -> TestApp:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         result_expires=3600,
+        # A whole worker lost: its unacknowledged tasks go to another worker after this
+        # many seconds (one hour by default), swept for every second.
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            "unacked_restore_interval": 1,
+            "unacked_restore_throttle": 1,
+        },
     )
     common: dict[str, Any] = {
         "tls": smtpsubmit.TLSMode.INSECURE_CLEARTEXT,  # the fake server on loopback
