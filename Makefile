@@ -28,7 +28,7 @@ $(DEMO_STAMP): pyproject.toml | $(CREATED)
 	touch $(DEMO_STAMP)
 
 $(STAMP): pyproject.toml | $(CREATED)
-	$(BIN)/python -m pip install -q -e '.[test,dev,interop]'
+	$(BIN)/python -m pip install -q -e '.[test,dev,interop,celery]'
 	touch $(STAMP)
 
 $(DOCS_STAMP): pyproject.toml | $(CREATED)
