@@ -377,3 +377,38 @@ def _delivery_retry(run: Run) -> None:
         "2 {'bob@example.org': 250}",
     ]
     run.assert_no_network()  # its own FakeSMTPServer, whose capture the block asserts
+
+
+# -- docs/celery.md --------------------------------------------------------------------------
+
+
+@expect("docs/celery.md", "shared_rate_limit=smtpsubmit.RateLimit(per_second=10, burst=5)")
+def _celery_setup(run: Run) -> None:
+    mail = run.namespace["mail"]
+    assert run.namespace["app"].main == "proj"
+    assert mail.name in run.namespace["app"].tasks  # registered on the user's app
+    assert run.out == []
+    run.assert_no_network()  # registering opens nothing: the pool opens in the worker
+
+
+@expect("docs/celery.md", 'CELERY_BROKER_URL = "redis://localhost:6379/0"')
+def _celery_django_settings(run: Run) -> None:
+    assert run.namespace["EMAIL_PORT"] == 587
+    assert run.namespace["CELERY_RESULT_BACKEND"].startswith("redis://")
+    run.assert_no_network()
+
+
+@expect("docs/celery.md", 'app.config_from_object("django.conf:settings", namespace="CELERY")')
+def _celery_django_app(run: Run) -> None:
+    assert run.namespace["mail"].name in run.namespace["app"].tasks
+    run.assert_no_network()
+
+
+@expect("docs/celery.md", 'msg["Message-ID"] = "<order-42@example.com>"')
+def _celery_eager(run: Run) -> None:
+    [first, *progress] = run.out
+    [order, *batch] = run.starttls  # the port-587 stand-in got the order once, then 3 more
+    assert order.message["Message-ID"] == "<order-42@example.com>"
+    assert first == f"sent ['you@example.org'] {order.queue_id} 1"
+    assert sorted(m.rcpt_to[0] for m in batch) == [f"user{n}@example.org" for n in range(3)]
+    assert progress[-1] == "3 done"
