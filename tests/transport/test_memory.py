@@ -165,3 +165,26 @@ async def test_unasked_bytes_arriving_with_the_tls_handshake_stay_bounded(
         await read_back(transport, pushed)
         peer.close()
         await transport.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncio_reads_in_blocks_below_the_malloc_mmap_threshold(anyio_backend: str) -> None:
+    # asyncio's default recv size (256 KiB) makes a fresh buffer per read that glibc may map,
+    # shrink and unmap: three system calls per reply. The transport reads READ_SIZE instead.
+    import asyncio
+
+    from smtpsubmit.transport import connect_tcp
+    from smtpsubmit.transport._base import READ_SIZE
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = await connect_tcp("127.0.0.1", port)
+    try:
+        socket_transport = transport._socket_transport  # type: ignore[attr-defined]
+        assert socket_transport.max_size == READ_SIZE < 128 * 1024
+    finally:
+        await transport.aclose()
+        server.close()
