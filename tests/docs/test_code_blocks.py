@@ -257,3 +257,10 @@ def test_sandbox_keeps_certificate_checks_meaningful(docs_sandbox: Any) -> None:
 
     anyio.run(main)
     assert len(docs_sandbox.implicit.transcripts) == 2
+
+
+def test_every_guide_is_in_the_docs_site_nav() -> None:
+    # mkdocs build --strict (CI) fails on a page missing from the nav; this says so sooner.
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for path in (ROOT / "docs").glob("*.md"):
+        assert f": {path.name}" in nav or f"- {path.name}" in nav, f"mkdocs.yml misses {path.name}"

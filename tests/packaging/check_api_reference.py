@@ -25,6 +25,7 @@ MODULES = (
     "smtpsubmit.protocol",
     "smtpsubmit.policy",
     "smtpsubmit.contrib.django",
+    "smtpsubmit.contrib.celery",
 )
 
 
