@@ -57,6 +57,7 @@ from .policy import (
     RetryPolicy,
     Timeouts,
     TLSMode,
+    ascii_hostname,
     default_ssl_context,
     ehlo_name,
     resolve_tls_mode,
@@ -84,7 +85,9 @@ class Settings:
     """How to reach, secure and log in to one server: the connection keywords, checked.
 
     Built by :meth:`from_options` from the keywords every entry point takes (see
-    :class:`smtpsubmit.SMTPClient` for their meaning).
+    :class:`smtpsubmit.SMTPClient` for their meaning). ``host`` and ``server_hostname``
+    are ASCII: a non-ASCII name is held as its A-label (IDNA 2008, ``policy/_idna.py``),
+    the one form every layer below (DNS, SNI, certificate check, logs) gets.
     """
 
     host: str
@@ -152,6 +155,8 @@ class Settings:
             auth = PasswordAuth(username, password or "")
         if cafile is not None:
             ssl_context = default_ssl_context(cafile=cafile)
+        # One ASCII form of the name for DNS, SNI, the certificate check and the logs.
+        host = ascii_hostname(host)
         return cls(
             host=host,
             port=port,
@@ -160,7 +165,7 @@ class Settings:
             auth=auth,
             timeouts=Timeouts.coerce(timeout),
             local_hostname=local_hostname,
-            server_hostname=server_hostname or host,
+            server_hostname=ascii_hostname(server_hostname) if server_hostname else host,
             allow_cleartext_auth=allow_cleartext_auth,
             chunking=chunking,
             transport=transport,

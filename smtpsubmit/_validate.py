@@ -35,7 +35,7 @@ from ._errors import (
 )
 from ._options import ClientOptions, PoolOptions, Unpack
 from .auth import Authenticator
-from .policy import RateLimit, RetryPolicy, Timeouts, resolve_tls_mode
+from .policy import RateLimit, RetryPolicy, Timeouts, ascii_hostname, resolve_tls_mode
 from .protocol import Ehlo, LocalProtocolError
 
 __all__ = ["check_client_arguments", "check_pool_arguments", "respelled", "shown"]
@@ -70,6 +70,19 @@ def _check_text(argument: str, value: object, what: str, *, empty_ok: bool = Fal
             f"not {shown(value)}",
             argument,
         )
+
+
+def _check_idna(argument: str, value: str | None) -> None:
+    """A non-ASCII name must have an A-label (IDNA 2008): the one form that DNS, SNI and
+    the certificate check will all use (see ``policy/_idna.py``)."""
+    if not value:
+        return
+    try:
+        ascii_hostname(value)
+    except ValueError as exc:
+        raise ArgumentError(
+            f"{{{argument}}} {shown(value)} is {shown(str(exc))[1:-1]}", argument
+        ) from None
 
 
 def _check_bool(argument: str, value: object) -> None:
@@ -198,6 +211,7 @@ def check_client_arguments(host: str, port: int, **options: Unpack[ClientOptions
     transport = options.get("transport")
     source_address = options.get("source_address")
     _check_text("host", host, "a host name or IP address", empty_ok=bool(unix_socket or transport))
+    _check_idna("host", host)
     _check_port(port, tcp=not (unix_socket or transport))
     resolve_tls_mode(port, options.get("tls"))
     context = options.get("ssl_context")
@@ -210,6 +224,7 @@ def check_client_arguments(host: str, port: int, **options: Unpack[ClientOptions
     _check_timeout(options.get("timeout"))
     _check_local_hostname(options.get("local_hostname"))
     _check_text("server_hostname", options.get("server_hostname"), "a host name")
+    _check_idna("server_hostname", options.get("server_hostname"))
     _check_bool("allow_cleartext_auth", options.get("allow_cleartext_auth", False))
     _check_bool("chunking", options.get("chunking", True))
     if transport is not None and not callable(transport):

@@ -43,7 +43,7 @@ from .._errors import (
 )
 from .._gate import loop_clock
 from .._session import Session
-from ..policy import Timeouts, ehlo_name
+from ..policy import Timeouts, ascii_hostname, ehlo_name
 from ..protocol import (
     ClientConnection,
     Command,
@@ -338,7 +338,12 @@ async def probe_port(host: str, port: int, mode: Mode, options: ProbeOptions) ->
 async def probe(
     host: str, targets: Sequence[tuple[int, Mode]], options: ProbeOptions
 ) -> list[PortReport]:
-    """Probe every ``(port, mode)`` concurrently; one report per target, in order."""
+    """Probe every ``(port, mode)`` concurrently; one report per target, in order.
+
+    A non-ASCII ``host`` is probed as its A-label (IDNA 2008): the name looked up, sent as
+    SNI and matched against the certificate is the same (``ValueError`` if it has none).
+    """
+    host = ascii_hostname(host)
     results: list[PortFacts | None] = [None] * len(targets)
 
     async def one(index: int, port: int, mode: Mode) -> None:
@@ -438,6 +443,11 @@ def _probe_main(argv: Sequence[str] | None) -> int:
         return 0
     if not args.host:
         parser.error("the HOST argument is required")
+    try:
+        # One ASCII form (the A-label) to connect to, send as SNI and match certificates on.
+        host = ascii_hostname(args.host)
+    except ValueError as exc:
+        parser.error(f"HOST {args.host!r} is {exc}")
     if not args.timeout > 0:  # NaN too
         parser.error("--timeout must be a positive number of seconds")
     targets = _targets(parser, args)
@@ -455,11 +465,11 @@ def _probe_main(argv: Sequence[str] | None) -> int:
         Ehlo(options.ehlo_name)
     except LocalProtocolError as exc:
         parser.error(f"--ehlo is not a valid EHLO name: {exc}")
-    reports = anyio.run(probe, args.host, targets, options, backend=args.backend)
+    reports = anyio.run(probe, host, targets, options, backend=args.backend)
     if args.json:
-        print(json.dumps(to_json(args.host, reports), indent=2))
+        print(json.dumps(to_json(host, reports), indent=2))
     else:
-        print(render_text(args.host, reports))
+        print(render_text(host, reports))
     bad = ("error", "warning") if args.strict else ("error",)
     return 1 if any(r.verdict in bad for r in reports) else 0
 

@@ -2,6 +2,7 @@
 after a failure (retries, rate limits)."""
 
 from ._ehlo import ehlo_name
+from ._idna import ascii_hostname
 from ._rate import RateLimit
 from ._retry import RetryPolicy
 from ._timeouts import Timeouts
@@ -12,6 +13,7 @@ __all__ = [
     "RetryPolicy",
     "TLSMode",
     "Timeouts",
+    "ascii_hostname",
     "default_ssl_context",
     "ehlo_name",
     "resolve_tls_mode",
