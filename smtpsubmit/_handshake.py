@@ -24,7 +24,7 @@ import builtins
 import math
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 import anyio.to_thread
@@ -72,7 +72,14 @@ from .protocol import (
     Reply,
     StartTLS,
 )
-from .transport import TLSInfo, Transport, connect_tcp, connect_unix
+from .transport import (
+    ProxyURL,
+    TLSInfo,
+    Transport,
+    connect_proxy,
+    connect_tcp,
+    connect_unix,
+)
 
 __all__ = ["Settings", "open_session"]
 
@@ -105,6 +112,8 @@ class Settings:
     source_address: str | None
     retry: RetryPolicy | None = None
     rate_limit: RateLimit | None = None
+    #: Connect through this proxy (its ``repr`` masks the password); TLS is unchanged.
+    proxy: ProxyURL | None = None
 
     @classmethod
     def from_options(
@@ -128,6 +137,7 @@ class Settings:
         cafile: str | None = None,
         retry: RetryPolicy | None = None,
         rate_limit: RateLimit | None = None,
+        proxy: str | None = None,
     ) -> Settings:
         """Check the keywords (:func:`._validate.check_client_arguments`, naming any that
         is wrong) and resolve the TLS mode (RFC 8314), before any I/O."""
@@ -150,6 +160,7 @@ class Settings:
             cafile=cafile,
             retry=retry,
             rate_limit=rate_limit,
+            proxy=proxy,
         )
         if username:
             auth = PasswordAuth(username, password or "")
@@ -173,12 +184,21 @@ class Settings:
             source_address=source_address,
             retry=retry,
             rate_limit=rate_limit,
+            proxy=_proxy(proxy),
         )
 
     @property
     def cleartext(self) -> bool:
         """The caller chose to send without encryption (``TLSMode.INSECURE_CLEARTEXT``)."""
         return self.tls_mode is TLSMode.INSECURE_CLEARTEXT
+
+
+def _proxy(url: str | None) -> ProxyURL | None:
+    """The checked ``proxy=`` URL, its host as ASCII like the mail server's."""
+    if url is None:
+        return None
+    proxy = ProxyURL.parse(url)
+    return replace(proxy, host=ascii_hostname(proxy.host))
 
 
 async def open_session(settings: Settings) -> Session:
@@ -215,6 +235,10 @@ async def _connect(settings: Settings) -> Transport:
                 return await settings.transport()
             if settings.unix_socket is not None:
                 return await connect_unix(settings.unix_socket)
+            if settings.proxy is not None:
+                return await connect_proxy(
+                    settings.proxy, settings.host, settings.port, local_host=settings.source_address
+                )
             return await connect_tcp(
                 settings.host, settings.port, local_host=settings.source_address
             )

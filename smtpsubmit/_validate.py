@@ -37,6 +37,7 @@ from ._options import ClientOptions, PoolOptions, Unpack
 from .auth import Authenticator
 from .policy import RateLimit, RetryPolicy, Timeouts, ascii_hostname, resolve_tls_mode
 from .protocol import Ehlo, LocalProtocolError
+from .transport import ProxyURL, socks_available
 
 __all__ = ["check_client_arguments", "check_pool_arguments", "respelled", "shown"]
 
@@ -201,6 +202,37 @@ def _check_new_keywords(options: ClientOptions) -> None:
             )
 
 
+def _check_proxy(options: ClientOptions) -> None:
+    """``proxy``: a URL we can use (scheme, host, port, credentials), python-socks there
+    for a SOCKS one, and no other way to connect given. The URL is shown only redacted."""
+    url = options.get("proxy")
+    if url is None:
+        return
+    if not isinstance(url, str):
+        raise ArgumentTypeError(
+            f"{{proxy}} must be a proxy URL (a str) or None, not {_type_name(url)}", "proxy"
+        )
+    for other in ("transport", "unix_socket"):
+        if options.get(other) is not None:
+            raise ArgumentError(
+                f"{{proxy}} and {{{other}}} were both given: give one way to connect",
+                "proxy",
+                other,
+            )
+    try:
+        proxy = ProxyURL.parse(url)
+        ascii_hostname(proxy.host)
+    except ValueError as exc:
+        # Never the URL itself: it may hold the proxy's password.
+        raise ArgumentError(f"{{proxy}} {shown(str(exc))[1:-1]}", "proxy") from None
+    if proxy.needs_socks and not socks_available():
+        raise ArgumentError(
+            f"{{proxy}} is a {proxy.scheme}:// proxy, which needs python-socks: install "
+            "the extra, pip install 'smtpsubmit[socks]'",
+            "proxy",
+        )
+
+
 def check_client_arguments(host: str, port: int, **options: Unpack[ClientOptions]) -> None:
     """Refuse, before any I/O, what ``SMTPClient(host, port, **options)`` cannot use.
 
@@ -246,6 +278,7 @@ def check_client_arguments(host: str, port: int, **options: Unpack[ClientOptions
             "unix_socket",
         )
     _check_new_keywords(options)
+    _check_proxy(options)
     _check_text("source_address", source_address, "a local IP address")
     if source_address is not None and (transport is not None or unix_socket is not None):
         raise ArgumentError(

@@ -15,11 +15,11 @@ fake server's certificate names only the A-label and its TLS context records the
 from __future__ import annotations
 
 import socket
-import ssl
 from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
+from net_seams import Resolver, record_sni
 
 import smtpsubmit
 from smtpsubmit.cli._x509 import CertificateSummary, hostname_matches
@@ -32,27 +32,9 @@ IDNA_2003 = "strasse.example"  # what the standard library's codec makes of it
 pytestmark = pytest.mark.anyio
 
 
-class Resolver:
-    """``socket.getaddrinfo`` that knows one name, and what it was asked."""
-
-    def __init__(self, real: object) -> None:
-        self._real = real
-        self.asked: list[str] = []
-
-    def __call__(self, host: object, port: object, *args: object, **kwargs: object) -> object:
-        name = host.decode("ascii") if isinstance(host, bytes) else str(host)
-        if name != "127.0.0.1":
-            self.asked.append(name)
-        if name == A_LABEL:
-            host = "127.0.0.1"
-        elif name != "127.0.0.1":
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return self._real(host, port, *args, **kwargs)  # type: ignore[operator]
-
-
 @pytest.fixture
 def resolver(monkeypatch: pytest.MonkeyPatch) -> Resolver:
-    fake = Resolver(socket.getaddrinfo)
+    fake = Resolver({A_LABEL: "127.0.0.1"}, socket.getaddrinfo)
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     return fake
 
@@ -61,13 +43,7 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> Resolver:
 def certificates() -> Iterator[tuple[ServerCertificates, list[str | None]]]:
     """A CA and a server certificate for the A-label only; the SNI names the server saw."""
     certs = ServerCertificates(extra_names=(A_LABEL,))
-    seen: list[str | None] = []
-
-    def record(_obj: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
-        seen.append(name)
-
-    certs.server_ssl_context().sni_callback = record
-    yield certs, seen
+    yield certs, record_sni(certs.server_ssl_context())
     certs.close()
 
 
