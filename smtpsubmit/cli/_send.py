@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TextIO
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import anyio
 
@@ -64,6 +65,10 @@ SMTPSUBMIT_PASSWORD), else prompted for when stdin is a terminal. It is never ta
 the command line, except with --insecure-password-argv, which exposes it to every local
 user (ps, /proc) and to your shell history: only for throwaway test servers.
 
+--proxy sends through a SOCKS or HTTP CONNECT proxy; TLS still runs end to end with the
+server and is checked against --server's name. A proxy password is read from the
+environment variable named by --proxy-password-env, never from the command line.
+
 --tls auto follows RFC 8314: implicit TLS on 465, STARTTLS (required) on 587; other ports
 need an explicit mode. insecure-cleartext sends the message unencrypted, and AUTH then also
 needs --allow-cleartext-auth.
@@ -88,6 +93,7 @@ _OPTIONS = {
     "timeout": "--timeout",
     "local_hostname": "--ehlo",
     "allow_cleartext_auth": "--allow-cleartext-auth",
+    "proxy": "--proxy",
 }
 
 
@@ -130,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, metavar="S", help="seconds for each phase (default: per phase)"
     )
     conn.add_argument("--ehlo", metavar="NAME", help="EHLO name (default: this host's FQDN)")
+    conn.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="connect through this proxy: socks5://, socks5h://, socks4:// or http:// "
+        "[user@]host:port (its password comes from --proxy-password-env)",
+    )
+    conn.add_argument(
+        "--proxy-password-env",
+        default="SMTPSUBMIT_PROXY_PASSWORD",
+        metavar="VAR",
+        help="environment variable holding the proxy's password (default "
+        "SMTPSUBMIT_PROXY_PASSWORD)",
+    )
     conn.add_argument("--backend", choices=BACKENDS, default="asyncio", help=argparse.SUPPRESS)
     auth = parser.add_argument_group("authentication")
     auth.add_argument("--user", help="authenticate as this user")
@@ -225,6 +244,36 @@ def _attach(msg: EmailMessage, path: str) -> None:
         guessed = "application/octet-stream"
     maintype, _, subtype = guessed.partition("/")
     msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=os.path.basename(path))
+
+
+def _proxy(args: argparse.Namespace) -> str | None:
+    """``--proxy``, with the password from the environment when it names a user.
+
+    Never a password in argv (visible in ``ps``): one there is a usage error. A URL the
+    library will refuse anyway (no port, unknown scheme) is passed on for it to say so.
+    """
+    url: str | None = args.proxy
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return url
+    variable = args.proxy_password_env
+    if password is not None:
+        raise CommandLineError(
+            f"--proxy must not contain the proxy's password (other users see the command "
+            f"line): give [user@]host:port and put the password in ${variable}"
+        )
+    if not user or parts.scheme.lower() == "socks4":
+        return url  # no password needed (SOCKS4 has only a user id)
+    secret = os.environ.get(variable)
+    if not secret:
+        raise CommandLineError(f"--proxy names the user {user!r}: set ${variable} too")
+    netloc = f"{parts.netloc.rpartition('@')[0]}:{quote(secret, safe='')}@"
+    netloc += parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _password(args: argparse.Namespace, stdin: TextIO, err: TextIO) -> str | None:
@@ -360,6 +409,7 @@ def send_main(
         "allow_cleartext_auth": args.allow_cleartext_auth,
     }
     try:
+        connection["proxy"] = _proxy(args)
         # The connection options first: a bad --port is reported before a password prompt.
         check_client_arguments(args.server, args.port, **connection)
         msg = build_message(args, stdin)
