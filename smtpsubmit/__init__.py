@@ -42,7 +42,7 @@ from ._errors import (
 from ._pool import SMTPPool
 from ._results import Attempt, SendResult, Transcript, TranscriptLine
 from .auth import Authenticator, OAuth2Auth, PasswordAuth
-from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode
+from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode, system_trust_context
 from .protocol import EnhancedStatus, Reply
 
 __version__ = "0.1.0.dev0"
@@ -93,4 +93,5 @@ __all__ = [
     "TranscriptLine",
     "TransientReplyError",
     "send",
+    "system_trust_context",
 ]

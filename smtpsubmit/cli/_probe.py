@@ -55,7 +55,7 @@ from ..protocol import (
     StartTLS,
 )
 from ..transport import connect_tcp
-from ._common import BACKENDS, CommandLineError, ssl_context_for
+from ._common import BACKENDS, TRUST_CHOICES, CommandLineError, ssl_context_for
 from ._report import (
     JSON_SCHEMA,
     Mode,
@@ -80,8 +80,9 @@ By default ports 465 (implicit TLS) and 587 (STARTTLS) are probed; --port25 adds
 (both repeatable, paired in order) probes exactly the ports given; --tls may be omitted for
 465, 587 and 25. Only EHLO, STARTTLS and QUIT are sent: never AUTH, never MAIL.
 
-The certificate is verified against certifi's CAs, or only against --cafile. When it is
-refused, the probe reconnects without verification to still show it.
+The certificate is verified against certifi's CAs, the system store (--trust system), or
+only against --cafile. When it is refused, the probe reconnects without verification to
+still show it.
 
 Findings (severity, code): error: unreachable, timeout, connection-lost, protocol-violation,
 greeting-refused, ehlo-refused, not-tls, tls-handshake-failed, tls-version-obsolete,
@@ -104,6 +105,8 @@ class ProbeOptions:
 
     timeout: float = 10.0
     cafile: str | None = None
+    #: "certifi" or "system" (the operating system's store, through truststore).
+    trust: str = "certifi"
     ehlo_name: str = "[127.0.0.1]"
     expiry_warning_days: int = 14
 
@@ -293,7 +296,7 @@ async def probe_port(host: str, port: int, mode: Mode, options: ProbeOptions) ->
     """Probe one port; never raises for anything the server does."""
     facts = PortFacts(host, port, mode)
     try:
-        await _Dialogue(facts, options).run(ssl_context_for(options.cafile))
+        await _Dialogue(facts, options).run(ssl_context_for(options.cafile, options.trust))
         return facts
     except _Stop as stop:
         facts.failure = (stop.code, stop.message)
@@ -383,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port25", action="store_true", help="also probe port 25 (STARTTLS)")
     parser.add_argument("--cafile", metavar="PEM", help="trust only this CA bundle")
     parser.add_argument(
+        "--trust",
+        choices=TRUST_CHOICES,
+        default="certifi",
+        help="CAs to trust: certifi's (default) or the operating system's store",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="S", help="per-step timeout (default 10)"
     )
     parser.add_argument("--ehlo", metavar="NAME", help="EHLO name (default: this host's FQDN)")
@@ -454,11 +463,14 @@ def _probe_main(argv: Sequence[str] | None) -> int:
     options = ProbeOptions(
         timeout=args.timeout,
         cafile=args.cafile,
+        trust=args.trust,
         ehlo_name=args.ehlo or ehlo_name(),
         expiry_warning_days=args.expiry_warning_days,
     )
     try:
-        ssl_context_for(options.cafile)  # an unreadable CA file is a usage error, up front
+        ssl_context_for(
+            options.cafile, options.trust
+        )  # an unreadable CA file is a usage error, up front
     except CommandLineError as exc:
         parser.error(str(exc))
     try:

@@ -48,7 +48,7 @@ from .._errors import (
 from .._options import ClientOptions
 from .._results import SendResult
 from .._validate import check_client_arguments, respelled
-from ._common import BACKENDS, CommandLineError, ssl_context_for
+from ._common import BACKENDS, TRUST_CHOICES, CommandLineError, ssl_context_for
 
 __all__ = ["build_parser", "build_message", "send_main"]
 
@@ -132,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="TLS mode (default auto: by port, RFC 8314)",
     )
     conn.add_argument("--cafile", metavar="PEM", help="trust only this CA bundle (not certifi)")
+    conn.add_argument(
+        "--trust",
+        choices=TRUST_CHOICES,
+        default="certifi",
+        help="CAs to trust: certifi's (default) or the operating system's store "
+        "(needs smtpsubmit[truststore])",
+    )
     conn.add_argument(
         "--timeout", type=float, metavar="S", help="seconds for each phase (default: per phase)"
     )
@@ -414,7 +421,9 @@ def send_main(
         check_client_arguments(args.server, args.port, **connection)
         msg = build_message(args, stdin)
         password = _password(args, stdin, err)
-        context = ssl_context_for(args.cafile) if args.tls != "insecure-cleartext" else None
+        context = (
+            ssl_context_for(args.cafile, args.trust) if args.tls != "insecure-cleartext" else None
+        )
         connection["ssl_context"] = context
         connection["username"] = args.user
         connection["password"] = password

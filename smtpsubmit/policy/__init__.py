@@ -6,7 +6,7 @@ from ._idna import ascii_hostname
 from ._rate import RateLimit
 from ._retry import RetryPolicy
 from ._timeouts import Timeouts
-from ._tls import TLSMode, default_ssl_context, resolve_tls_mode
+from ._tls import TLSMode, default_ssl_context, resolve_tls_mode, system_trust_context
 
 __all__ = [
     "RateLimit",
@@ -17,4 +17,5 @@ __all__ = [
     "default_ssl_context",
     "ehlo_name",
     "resolve_tls_mode",
+    "system_trust_context",
 ]
