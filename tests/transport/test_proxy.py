@@ -375,3 +375,32 @@ async def test_http_connect_failures_are_proxy_errors(
         with pytest.raises(error, match=words):
             await connect_proxy(ProxyURL.parse(f"http://127.0.0.1:{port}"), "mail.example", 25)
         group.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("scheme", ["socks5h", "http"])
+async def test_source_address_is_the_local_end_of_the_connection_to_the_proxy(
+    scheme: str, socks: ProxyServer, server: FakeSMTPServer, certificates: ServerCertificates
+) -> None:
+    async def accepted(proxy: ProxyServer) -> None:
+        await smtpsubmit.send(
+            message(),
+            host="localhost",
+            port=server.port,
+            tls="implicit",
+            ssl_context=certificates.client_ssl_context(),
+            proxy=proxy.url(scheme),
+            source_address="127.0.0.3",
+        )
+
+    if scheme == "http":
+        # tinyproxy refuses clients it does not Allow (only 127.0.0.1): a 403 proves it
+        # saw the connection come from 127.0.0.3.
+        with tinyproxy(connect_ports=[server.port]) as http_proxy:
+            with pytest.raises(smtpsubmit.ProxyRefusedError):
+                await accepted(http_proxy)
+        assert server.messages == []
+    else:
+        await accepted(socks)
+        assert "127.0.0.3" in socks.log.read_text()  # Dante logs each client's address
+        [captured] = server.messages
+        assert captured.peer[0] == OUTGOING
