@@ -22,6 +22,8 @@ import pytest
 from net_seams import Resolver, record_sni
 
 import smtpsubmit
+from smtpsubmit.cli import probe_main
+from smtpsubmit.cli._probe import ProbeOptions, probe
 from smtpsubmit.cli._x509 import CertificateSummary, hostname_matches
 from smtpsubmit.testing import FakeSMTPServer, Mode, ServerCertificates
 
@@ -125,3 +127,24 @@ def test_probe_matches_a_non_ascii_host_against_the_a_label_in_the_certificate()
     assert hostname_matches("mail.straße.example", _summary("*." + A_LABEL))
     assert not hostname_matches(NAME, _summary(IDNA_2003))  # IDNA 2003 is another name
     assert not hostname_matches("☃.example", _summary(A_LABEL))
+
+
+async def test_probe_connects_sends_sni_and_matches_the_a_label(
+    resolver: Resolver,
+    certificates: tuple[ServerCertificates, list[str | None]],
+) -> None:
+    certs, sni = certificates
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS, certificates=certs) as server:
+        options = ProbeOptions(timeout=10, cafile=certs.ca_pem_path)
+        [report] = await probe(NAME, [(server.port, "implicit")], options)
+    assert report.facts.host == A_LABEL
+    assert set(resolver.asked) == {A_LABEL}
+    assert sni[0] == A_LABEL
+    assert report.facts.tls is not None
+    assert report.facts.tls.verified
+    assert report.verdict == "ok", report.findings
+
+
+def test_probe_refuses_a_host_without_an_a_label(capsys: pytest.CaptureFixture[str]) -> None:
+    assert probe_main(["☃.example"]) == 2
+    assert "IDNA 2008" in capsys.readouterr().err
