@@ -22,6 +22,11 @@ from ._errors import (
     OutcomeUnknownError,
     PermanentReplyError,
     ProtocolViolationError,
+    ProxyAuthenticationError,
+    ProxyConnectError,
+    ProxyError,
+    ProxyRefusedError,
+    ProxyTargetError,
     RecipientsRefusedError,
     ReplyError,
     ResponseInjectionError,
@@ -37,7 +42,7 @@ from ._errors import (
 from ._pool import SMTPPool
 from ._results import Attempt, SendResult, Transcript, TranscriptLine
 from .auth import Authenticator, OAuth2Auth, PasswordAuth
-from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode
+from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode, system_trust_context
 from .protocol import EnhancedStatus, Reply
 
 __version__ = "0.1.0.dev0"
@@ -61,6 +66,11 @@ __all__ = [
     "PasswordAuth",
     "PermanentReplyError",
     "ProtocolViolationError",
+    "ProxyAuthenticationError",
+    "ProxyConnectError",
+    "ProxyError",
+    "ProxyRefusedError",
+    "ProxyTargetError",
     "RateLimit",
     "RecipientsRefusedError",
     "Reply",
@@ -83,4 +93,5 @@ __all__ = [
     "TranscriptLine",
     "TransientReplyError",
     "send",
+    "system_trust_context",
 ]

@@ -74,6 +74,14 @@ class SMTPClient:
     own retries. ``rate_limit`` (a :class:`RateLimit`) paces messages and recipients and
     slows down when the server says it is sending too fast.
 
+    ``proxy`` connects through a proxy: ``"socks5://user:password@host:1080"``,
+    ``"socks5h://..."`` (the proxy resolves the server's name), ``"socks4://..."`` (SOCKS
+    needs the ``smtpsubmit[socks]`` extra) or ``"http://..."`` (HTTP CONNECT). TLS is
+    unchanged: it runs end to end with the mail server and is checked against the
+    server's name, never the proxy's; the proxy's password is masked wherever the URL is
+    shown. A non-ASCII ``host`` is used as its A-label (IDNA 2008) for the address
+    lookup, SNI and the certificate check alike (``host`` returns it).
+
     Use it as ``async with SMTPClient(...) as client:``; it is safe to share between tasks
     (sends are serialised), though a pool is better for concurrency.
     """

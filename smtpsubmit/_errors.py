@@ -6,7 +6,12 @@
     ├── ArgumentError                 an argument refused before any I/O (it names which)
     ├── ConnectError                  could not reach the server (DNS, refused, reset)
     │   ├── ConnectionLostError       the server closed or reset an established connection
-    │   └── NotSentError              this message was never (wholly) transmitted: retry-safe
+    │   ├── NotSentError              this message was never (wholly) transmitted: retry-safe
+    │   └── ProxyError                the proxy failed (it was the proxy, not the server)
+    │       ├── ProxyConnectError         the proxy could not be reached
+    │       ├── ProxyAuthenticationError  the proxy refused our credentials or wants some
+    │       ├── ProxyRefusedError         the proxy's rules forbid connecting to the server
+    │       └── ProxyTargetError          the proxy could not reach the mail server
     ├── TimeoutError                  a phase exceeded its timeout (a builtins.TimeoutError too)
     ├── TLSError                      handshake or certificate failure
     │   ├── CertificateError          the certificate did not verify (CA, hostname, expiry)
@@ -66,6 +71,11 @@ __all__ = [
     "OutcomeUnknownError",
     "PermanentReplyError",
     "ProtocolViolationError",
+    "ProxyAuthenticationError",
+    "ProxyConnectError",
+    "ProxyError",
+    "ProxyRefusedError",
+    "ProxyTargetError",
     "RecipientsRefusedError",
     "ReplyError",
     "ResponseInjectionError",
@@ -188,6 +198,39 @@ class NotSentError(ConnectError):
     before the end of this message was written: sending it again cannot duplicate it.
     ``__cause__`` is the failure that stopped it.
     """
+
+
+class ProxyError(ConnectError):
+    """The proxy given as ``proxy=`` failed; the mail server was not reached through it.
+
+    ``proxy`` is the proxy's URL with its password masked; ``code`` is the proxy's own
+    answer when it gave one (a SOCKS reply code, an HTTP status), else ``None``. This
+    class itself means the proxy broke its protocol or failed in a way no subclass names.
+    """
+
+    def __init__(self, message: str, *, proxy: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.proxy = proxy
+        self.code = code
+
+
+class ProxyConnectError(ProxyError):
+    """The proxy itself could not be reached (refused, no route, its name unknown)."""
+
+
+class ProxyAuthenticationError(ProxyError):
+    """The proxy refused the credentials in its URL, or wants credentials none were given
+    for (SOCKS5 RFC 1929 failure, no acceptable method; HTTP 407). Not worth retrying."""
+
+
+class ProxyRefusedError(ProxyError):
+    """The proxy's rules do not allow a connection to this server and port (SOCKS5
+    "not allowed by ruleset", HTTP 403). Not worth retrying."""
+
+
+class ProxyTargetError(ProxyError):
+    """The proxy could not reach the mail server: refused, unreachable or timed out from
+    the proxy's side (SOCKS5 reply 3-6, SOCKS4 91, an HTTP 5xx answer to CONNECT)."""
 
 
 class TimeoutError(SMTPError, builtins.TimeoutError):

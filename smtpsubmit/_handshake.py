@@ -24,7 +24,7 @@ import builtins
 import math
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 import anyio.to_thread
@@ -57,6 +57,7 @@ from .policy import (
     RetryPolicy,
     Timeouts,
     TLSMode,
+    ascii_hostname,
     default_ssl_context,
     ehlo_name,
     resolve_tls_mode,
@@ -71,7 +72,14 @@ from .protocol import (
     Reply,
     StartTLS,
 )
-from .transport import TLSInfo, Transport, connect_tcp, connect_unix
+from .transport import (
+    ProxyURL,
+    TLSInfo,
+    Transport,
+    connect_proxy,
+    connect_tcp,
+    connect_unix,
+)
 
 __all__ = ["Settings", "open_session"]
 
@@ -84,7 +92,9 @@ class Settings:
     """How to reach, secure and log in to one server: the connection keywords, checked.
 
     Built by :meth:`from_options` from the keywords every entry point takes (see
-    :class:`smtpsubmit.SMTPClient` for their meaning).
+    :class:`smtpsubmit.SMTPClient` for their meaning). ``host`` and ``server_hostname``
+    are ASCII: a non-ASCII name is held as its A-label (IDNA 2008, ``policy/_idna.py``),
+    the one form every layer below (DNS, SNI, certificate check, logs) gets.
     """
 
     host: str
@@ -102,6 +112,8 @@ class Settings:
     source_address: str | None
     retry: RetryPolicy | None = None
     rate_limit: RateLimit | None = None
+    #: Connect through this proxy (its ``repr`` masks the password); TLS is unchanged.
+    proxy: ProxyURL | None = None
 
     @classmethod
     def from_options(
@@ -125,6 +137,7 @@ class Settings:
         cafile: str | None = None,
         retry: RetryPolicy | None = None,
         rate_limit: RateLimit | None = None,
+        proxy: str | None = None,
     ) -> Settings:
         """Check the keywords (:func:`._validate.check_client_arguments`, naming any that
         is wrong) and resolve the TLS mode (RFC 8314), before any I/O."""
@@ -147,11 +160,14 @@ class Settings:
             cafile=cafile,
             retry=retry,
             rate_limit=rate_limit,
+            proxy=proxy,
         )
         if username:
             auth = PasswordAuth(username, password or "")
         if cafile is not None:
             ssl_context = default_ssl_context(cafile=cafile)
+        # One ASCII form of the name for DNS, SNI, the certificate check and the logs.
+        host = ascii_hostname(host)
         return cls(
             host=host,
             port=port,
@@ -160,7 +176,7 @@ class Settings:
             auth=auth,
             timeouts=Timeouts.coerce(timeout),
             local_hostname=local_hostname,
-            server_hostname=server_hostname or host,
+            server_hostname=ascii_hostname(server_hostname) if server_hostname else host,
             allow_cleartext_auth=allow_cleartext_auth,
             chunking=chunking,
             transport=transport,
@@ -168,12 +184,21 @@ class Settings:
             source_address=source_address,
             retry=retry,
             rate_limit=rate_limit,
+            proxy=_proxy(proxy),
         )
 
     @property
     def cleartext(self) -> bool:
         """The caller chose to send without encryption (``TLSMode.INSECURE_CLEARTEXT``)."""
         return self.tls_mode is TLSMode.INSECURE_CLEARTEXT
+
+
+def _proxy(url: str | None) -> ProxyURL | None:
+    """The checked ``proxy=`` URL, its host as ASCII like the mail server's."""
+    if url is None:
+        return None
+    proxy = ProxyURL.parse(url)
+    return replace(proxy, host=ascii_hostname(proxy.host))
 
 
 async def open_session(settings: Settings) -> Session:
@@ -210,6 +235,10 @@ async def _connect(settings: Settings) -> Transport:
                 return await settings.transport()
             if settings.unix_socket is not None:
                 return await connect_unix(settings.unix_socket)
+            if settings.proxy is not None:
+                return await connect_proxy(
+                    settings.proxy, settings.host, settings.port, local_host=settings.source_address
+                )
             return await connect_tcp(
                 settings.host, settings.port, local_host=settings.source_address
             )

@@ -49,6 +49,7 @@ class ClientOptions(TypedDict, total=False):
     cafile: str | None
     retry: RetryPolicy | None
     rate_limit: RateLimit | None
+    proxy: str | None
 
 
 class PoolOptions(ClientOptions, total=False):

@@ -35,8 +35,9 @@ from ._errors import (
 )
 from ._options import ClientOptions, PoolOptions, Unpack
 from .auth import Authenticator
-from .policy import RateLimit, RetryPolicy, Timeouts, resolve_tls_mode
+from .policy import RateLimit, RetryPolicy, Timeouts, ascii_hostname, resolve_tls_mode
 from .protocol import Ehlo, LocalProtocolError
+from .transport import ProxyURL, socks_available
 
 __all__ = ["check_client_arguments", "check_pool_arguments", "respelled", "shown"]
 
@@ -70,6 +71,19 @@ def _check_text(argument: str, value: object, what: str, *, empty_ok: bool = Fal
             f"not {shown(value)}",
             argument,
         )
+
+
+def _check_idna(argument: str, value: str | None) -> None:
+    """A non-ASCII name must have an A-label (IDNA 2008): the one form that DNS, SNI and
+    the certificate check will all use (see ``policy/_idna.py``)."""
+    if not value:
+        return
+    try:
+        ascii_hostname(value)
+    except ValueError as exc:
+        raise ArgumentError(
+            f"{{{argument}}} {shown(value)} is {shown(str(exc))[1:-1]}", argument
+        ) from None
 
 
 def _check_bool(argument: str, value: object) -> None:
@@ -188,6 +202,37 @@ def _check_new_keywords(options: ClientOptions) -> None:
             )
 
 
+def _check_proxy(options: ClientOptions) -> None:
+    """``proxy``: a URL we can use (scheme, host, port, credentials), python-socks there
+    for a SOCKS one, and no other way to connect given. The URL is shown only redacted."""
+    url = options.get("proxy")
+    if url is None:
+        return
+    if not isinstance(url, str):
+        raise ArgumentTypeError(
+            f"{{proxy}} must be a proxy URL (a str) or None, not {_type_name(url)}", "proxy"
+        )
+    for other in ("transport", "unix_socket"):
+        if options.get(other) is not None:
+            raise ArgumentError(
+                f"{{proxy}} and {{{other}}} were both given: give one way to connect",
+                "proxy",
+                other,
+            )
+    try:
+        proxy = ProxyURL.parse(url)
+        ascii_hostname(proxy.host)
+    except ValueError as exc:
+        # Never the URL itself: it may hold the proxy's password.
+        raise ArgumentError(f"{{proxy}} {shown(str(exc))[1:-1]}", "proxy") from None
+    if proxy.needs_socks and not socks_available():
+        raise ArgumentError(
+            f"{{proxy}} is a {proxy.scheme}:// proxy, which needs python-socks: install "
+            "the extra, pip install 'smtpsubmit[socks]'",
+            "proxy",
+        )
+
+
 def check_client_arguments(host: str, port: int, **options: Unpack[ClientOptions]) -> None:
     """Refuse, before any I/O, what ``SMTPClient(host, port, **options)`` cannot use.
 
@@ -198,6 +243,7 @@ def check_client_arguments(host: str, port: int, **options: Unpack[ClientOptions
     transport = options.get("transport")
     source_address = options.get("source_address")
     _check_text("host", host, "a host name or IP address", empty_ok=bool(unix_socket or transport))
+    _check_idna("host", host)
     _check_port(port, tcp=not (unix_socket or transport))
     resolve_tls_mode(port, options.get("tls"))
     context = options.get("ssl_context")
@@ -210,6 +256,7 @@ def check_client_arguments(host: str, port: int, **options: Unpack[ClientOptions
     _check_timeout(options.get("timeout"))
     _check_local_hostname(options.get("local_hostname"))
     _check_text("server_hostname", options.get("server_hostname"), "a host name")
+    _check_idna("server_hostname", options.get("server_hostname"))
     _check_bool("allow_cleartext_auth", options.get("allow_cleartext_auth", False))
     _check_bool("chunking", options.get("chunking", True))
     if transport is not None and not callable(transport):
@@ -231,6 +278,7 @@ def check_client_arguments(host: str, port: int, **options: Unpack[ClientOptions
             "unix_socket",
         )
     _check_new_keywords(options)
+    _check_proxy(options)
     _check_text("source_address", source_address, "a local IP address")
     if source_address is not None and (transport is not None or unix_socket is not None):
         raise ArgumentError(

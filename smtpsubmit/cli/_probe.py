@@ -43,7 +43,7 @@ from .._errors import (
 )
 from .._gate import loop_clock
 from .._session import Session
-from ..policy import Timeouts, ehlo_name
+from ..policy import Timeouts, ascii_hostname, ehlo_name
 from ..protocol import (
     ClientConnection,
     Command,
@@ -55,7 +55,7 @@ from ..protocol import (
     StartTLS,
 )
 from ..transport import connect_tcp
-from ._common import BACKENDS, CommandLineError, ssl_context_for
+from ._common import BACKENDS, TRUST_CHOICES, CommandLineError, ssl_context_for
 from ._report import (
     JSON_SCHEMA,
     Mode,
@@ -80,8 +80,9 @@ By default ports 465 (implicit TLS) and 587 (STARTTLS) are probed; --port25 adds
 (both repeatable, paired in order) probes exactly the ports given; --tls may be omitted for
 465, 587 and 25. Only EHLO, STARTTLS and QUIT are sent: never AUTH, never MAIL.
 
-The certificate is verified against certifi's CAs, or only against --cafile. When it is
-refused, the probe reconnects without verification to still show it.
+The certificate is verified against certifi's CAs, the system store (--trust system), or
+only against --cafile. When it is refused, the probe reconnects without verification to
+still show it.
 
 Findings (severity, code): error: unreachable, timeout, connection-lost, protocol-violation,
 greeting-refused, ehlo-refused, not-tls, tls-handshake-failed, tls-version-obsolete,
@@ -104,6 +105,8 @@ class ProbeOptions:
 
     timeout: float = 10.0
     cafile: str | None = None
+    #: "certifi" or "system" (the operating system's store, through truststore).
+    trust: str = "certifi"
     ehlo_name: str = "[127.0.0.1]"
     expiry_warning_days: int = 14
 
@@ -293,7 +296,7 @@ async def probe_port(host: str, port: int, mode: Mode, options: ProbeOptions) ->
     """Probe one port; never raises for anything the server does."""
     facts = PortFacts(host, port, mode)
     try:
-        await _Dialogue(facts, options).run(ssl_context_for(options.cafile))
+        await _Dialogue(facts, options).run(ssl_context_for(options.cafile, options.trust))
         return facts
     except _Stop as stop:
         facts.failure = (stop.code, stop.message)
@@ -338,7 +341,12 @@ async def probe_port(host: str, port: int, mode: Mode, options: ProbeOptions) ->
 async def probe(
     host: str, targets: Sequence[tuple[int, Mode]], options: ProbeOptions
 ) -> list[PortReport]:
-    """Probe every ``(port, mode)`` concurrently; one report per target, in order."""
+    """Probe every ``(port, mode)`` concurrently; one report per target, in order.
+
+    A non-ASCII ``host`` is probed as its A-label (IDNA 2008): the name looked up, sent as
+    SNI and matched against the certificate is the same (``ValueError`` if it has none).
+    """
+    host = ascii_hostname(host)
     results: list[PortFacts | None] = [None] * len(targets)
 
     async def one(index: int, port: int, mode: Mode) -> None:
@@ -377,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--port25", action="store_true", help="also probe port 25 (STARTTLS)")
     parser.add_argument("--cafile", metavar="PEM", help="trust only this CA bundle")
+    parser.add_argument(
+        "--trust",
+        choices=TRUST_CHOICES,
+        default="certifi",
+        help="CAs to trust: certifi's (default) or the operating system's store",
+    )
     parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="S", help="per-step timeout (default 10)"
     )
@@ -438,28 +452,36 @@ def _probe_main(argv: Sequence[str] | None) -> int:
         return 0
     if not args.host:
         parser.error("the HOST argument is required")
+    try:
+        # One ASCII form (the A-label) to connect to, send as SNI and match certificates on.
+        host = ascii_hostname(args.host)
+    except ValueError as exc:
+        parser.error(f"HOST {args.host!r} is {exc}")
     if not args.timeout > 0:  # NaN too
         parser.error("--timeout must be a positive number of seconds")
     targets = _targets(parser, args)
     options = ProbeOptions(
         timeout=args.timeout,
         cafile=args.cafile,
+        trust=args.trust,
         ehlo_name=args.ehlo or ehlo_name(),
         expiry_warning_days=args.expiry_warning_days,
     )
     try:
-        ssl_context_for(options.cafile)  # an unreadable CA file is a usage error, up front
+        ssl_context_for(
+            options.cafile, options.trust
+        )  # an unreadable CA file is a usage error, up front
     except CommandLineError as exc:
         parser.error(str(exc))
     try:
         Ehlo(options.ehlo_name)
     except LocalProtocolError as exc:
         parser.error(f"--ehlo is not a valid EHLO name: {exc}")
-    reports = anyio.run(probe, args.host, targets, options, backend=args.backend)
+    reports = anyio.run(probe, host, targets, options, backend=args.backend)
     if args.json:
-        print(json.dumps(to_json(args.host, reports), indent=2))
+        print(json.dumps(to_json(host, reports), indent=2))
     else:
-        print(render_text(args.host, reports))
+        print(render_text(host, reports))
     bad = ("error", "warning") if args.strict else ("error",)
     return 1 if any(r.verdict in bad for r in reports) else 0
 

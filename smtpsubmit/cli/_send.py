@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TextIO
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import anyio
 
@@ -48,7 +49,7 @@ from .._options import ClientOptions
 from .._results import SendResult
 from .._validate import check_client_arguments, respelled
 from ..policy import RetryPolicy
-from ._common import BACKENDS, CommandLineError, ssl_context_for
+from ._common import BACKENDS, TRUST_CHOICES, CommandLineError, ssl_context_for
 
 __all__ = ["build_parser", "build_message", "send_main"]
 
@@ -64,6 +65,10 @@ The password is read from the environment variable named by --password-env (defa
 SMTPSUBMIT_PASSWORD), else prompted for when stdin is a terminal. It is never taken from
 the command line, except with --insecure-password-argv, which exposes it to every local
 user (ps, /proc) and to your shell history: only for throwaway test servers.
+
+--proxy sends through a SOCKS or HTTP CONNECT proxy; TLS still runs end to end with the
+server and is checked against --server's name. A proxy password is read from the
+environment variable named by --proxy-password-env, never from the command line.
 
 --tls auto follows RFC 8314: implicit TLS on 465, STARTTLS (required) on 587; other ports
 need an explicit mode. insecure-cleartext sends the message unencrypted, and AUTH then also
@@ -89,6 +94,7 @@ _OPTIONS = {
     "timeout": "--timeout",
     "local_hostname": "--ehlo",
     "allow_cleartext_auth": "--allow-cleartext-auth",
+    "proxy": "--proxy",
 }
 
 
@@ -128,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     conn.add_argument("--cafile", metavar="PEM", help="trust only this CA bundle (not certifi)")
     conn.add_argument(
+        "--trust",
+        choices=TRUST_CHOICES,
+        default="certifi",
+        help="CAs to trust: certifi's (default) or the operating system's store "
+        "(needs smtpsubmit[truststore])",
+    )
+    conn.add_argument(
         "--timeout", type=float, metavar="S", help="seconds for each phase (default: per phase)"
     )
     conn.add_argument("--ehlo", metavar="NAME", help="EHLO name (default: this host's FQDN)")
@@ -138,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="tries in all after a transient failure (default 1: no retry); only recipients "
         "refused with 4xx are tried again, never a message that may have been queued",
+    )
+    conn.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="connect through this proxy: socks5://, socks5h://, socks4:// or http:// "
+        "[user@]host:port (its password comes from --proxy-password-env)",
+    )
+    conn.add_argument(
+        "--proxy-password-env",
+        default="SMTPSUBMIT_PROXY_PASSWORD",
+        metavar="VAR",
+        help="environment variable holding the proxy's password (default "
+        "SMTPSUBMIT_PROXY_PASSWORD)",
     )
     conn.add_argument("--backend", choices=BACKENDS, default="asyncio", help=argparse.SUPPRESS)
     auth = parser.add_argument_group("authentication")
@@ -234,6 +260,36 @@ def _attach(msg: EmailMessage, path: str) -> None:
         guessed = "application/octet-stream"
     maintype, _, subtype = guessed.partition("/")
     msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=os.path.basename(path))
+
+
+def _proxy(args: argparse.Namespace) -> str | None:
+    """``--proxy``, with the password from the environment when it names a user.
+
+    Never a password in argv (visible in ``ps``): one there is a usage error. A URL the
+    library will refuse anyway (no port, unknown scheme) is passed on for it to say so.
+    """
+    url: str | None = args.proxy
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return url
+    variable = args.proxy_password_env
+    if password is not None:
+        raise CommandLineError(
+            f"--proxy must not contain the proxy's password (other users see the command "
+            f"line): give [user@]host:port and put the password in ${variable}"
+        )
+    if not user or parts.scheme.lower() == "socks4":
+        return url  # no password needed (SOCKS4 has only a user id)
+    secret = os.environ.get(variable)
+    if not secret:
+        raise CommandLineError(f"--proxy names the user {user!r}: set ${variable} too")
+    netloc = f"{parts.netloc.rpartition('@')[0]}:{quote(secret, safe='')}@"
+    netloc += parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _password(args: argparse.Namespace, stdin: TextIO, err: TextIO) -> str | None:
@@ -371,11 +427,14 @@ def send_main(
     try:
         if args.retry != 1:
             connection["retry"] = RetryPolicy(attempts=args.retry)
+        connection["proxy"] = _proxy(args)
         # The connection options first: a bad --port is reported before a password prompt.
         check_client_arguments(args.server, args.port, **connection)
         msg = build_message(args, stdin)
         password = _password(args, stdin, err)
-        context = ssl_context_for(args.cafile) if args.tls != "insecure-cleartext" else None
+        context = (
+            ssl_context_for(args.cafile, args.trust) if args.tls != "insecure-cleartext" else None
+        )
         connection["ssl_context"] = context
         connection["username"] = args.user
         connection["password"] = password

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from ..policy import ascii_hostname
+
 __all__ = ["CertificateSummary", "hostname_matches", "parse_certificate"]
 
 _SEQUENCE = 0x30
@@ -95,7 +97,9 @@ def hostname_matches(host: str, certificate: CertificateSummary) -> bool:
     """Whether ``host`` is one of the certificate's identities (RFC 6125 6.4).
 
     An IP address must match an iPAddress SAN; a name matches a dNSName exactly (ignoring
-    case) or through a wildcard that covers the whole left-most label.
+    case) or through a wildcard that covers the whole left-most label. A non-ASCII name is
+    compared as its A-label (IDNA 2008), the form certificates carry (RFC 6125 6.4.2) and
+    the client checks: ``straße.example`` matches ``xn--strae-oqa.example``.
     """
     try:
         address = ipaddress.ip_address(host.strip("[]"))
@@ -103,7 +107,10 @@ def hostname_matches(host: str, certificate: CertificateSummary) -> bool:
         address = None
     if address is not None:
         return any(ipaddress.ip_address(ip) == address for ip in certificate.ip_addresses)
-    wanted = host.rstrip(".").lower()
+    try:
+        wanted = ascii_hostname(host).rstrip(".").lower()
+    except ValueError:  # no A-label: no certificate can name it
+        return False
     for name in certificate.names:
         if name in certificate.ip_addresses:
             continue

@@ -13,10 +13,13 @@ messages sent, like Django's own SMTP backend. The TLS flags map onto RFC 8314 m
   ``SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH = True``.
 
 Extra settings: ``SMTPSUBMIT_CA_FILE`` (a PEM file of CAs to trust instead of certifi's),
-``SMTPSUBMIT_SSL_CONTEXT`` (a ready ``ssl.SSLContext``), ``SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH``,
-``SMTPSUBMIT_RETRY`` (a ``smtpsubmit.RetryPolicy``: transient failures are tried again,
-only to the recipients refused with 4xx) and ``SMTPSUBMIT_RATE_LIMIT`` (a
-``smtpsubmit.RateLimit``, per connection the backend opens).
+``SMTPSUBMIT_SSL_CONTEXT`` (a ready ``ssl.SSLContext``, e.g.
+``smtpsubmit.system_trust_context()``), ``SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH``,
+``SMTPSUBMIT_PROXY`` (a proxy URL, ``socks5h://user:password@host:1080`` or
+``http://host:3128``; see docs/proxies.md), ``SMTPSUBMIT_RETRY`` (a
+``smtpsubmit.RetryPolicy``: transient failures are tried again, only to the recipients
+refused with 4xx) and ``SMTPSUBMIT_RATE_LIMIT`` (a ``smtpsubmit.RateLimit``, per
+connection the backend opens).
 
 Settings are checked by the library's own argument checks when the connection is opened,
 before any I/O, whatever ``fail_silently`` says: a bad value is an
@@ -57,6 +60,7 @@ _SETTINGS = {
     "allow_cleartext_auth": ("SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH", None),
     "retry": ("SMTPSUBMIT_RETRY", None),
     "rate_limit": ("SMTPSUBMIT_RATE_LIMIT", None),
+    "proxy": ("SMTPSUBMIT_PROXY", None),
 }
 #: A TLS mode as the settings that choose it, and as the backend's keywords.
 _TLS_SETTINGS = {
@@ -199,6 +203,7 @@ class EmailBackend(BaseEmailBackend):
                 allow_cleartext_auth=getattr(settings, "SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH", False),
                 retry=getattr(settings, "SMTPSUBMIT_RETRY", None),
                 rate_limit=getattr(settings, "SMTPSUBMIT_RATE_LIMIT", None),
+                proxy=getattr(settings, "SMTPSUBMIT_PROXY", None) or None,
             )
         except ArgumentError as exc:
             raise exc.spelled(self._spell) from None

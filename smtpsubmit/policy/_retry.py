@@ -7,7 +7,8 @@ Theory of operation (the rules are in :meth:`RetryPolicy.retryable`):
   DATA, BDAT or the end of the message; a 4xx to STARTTLS or AUTH (454 4.7.0: a
   temporary failure, RFC 3207 4, RFC 4954 6); recipients refused with 4xx.
 - Never retried: any 5xx; a security or TLS failure (a certificate does not get better by
-  asking again); a message or argument problem; :class:`OutcomeUnknownError`, unless
+  asking again); a proxy that refused our credentials or the destination; a message or
+  argument problem; :class:`OutcomeUnknownError`, unless
   ``retry_unknown=True`` (the server may have queued the message: resending risks a
   duplicate, which a receiver can only catch by its Message-ID).
 - Only the recipients refused with 4xx go into the next attempt, in a new transaction;
@@ -27,6 +28,9 @@ from .._errors import (
     AuthenticationError,
     ConnectError,
     OutcomeUnknownError,
+    ProxyConnectError,
+    ProxyError,
+    ProxyTargetError,
     RecipientsRefusedError,
     ReplyError,
     SecurityPolicyError,
@@ -88,4 +92,8 @@ class RetryPolicy:
             return isinstance(reply, ReplyError) and reply.code < 500
         if isinstance(error, SecurityPolicyError | TLSError):
             return False
+        if isinstance(error, ProxyError):
+            # An unreachable proxy or server may come back; refused credentials, a rule
+            # against the destination or a proxy speaking another protocol will not.
+            return isinstance(error, ProxyConnectError | ProxyTargetError)
         return isinstance(error, ConnectError | TimeoutError)

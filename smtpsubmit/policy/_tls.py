@@ -15,7 +15,7 @@ import certifi
 
 from .._errors import ArgumentTypeError, TLSPolicyError
 
-__all__ = ["TLSMode", "default_ssl_context", "resolve_tls_mode"]
+__all__ = ["TLSMode", "default_ssl_context", "resolve_tls_mode", "system_trust_context"]
 
 IMPLICIT_TLS_PORT = 465
 SUBMISSION_PORT = 587
@@ -102,5 +102,28 @@ def default_ssl_context(*, cafile: str | None = None) -> ssl.SSLContext:
         raise ssl.SSLError(
             exc.errno, f"cafile {cafile!r} holds no usable PEM certificate"
         ) from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def system_trust_context() -> ssl.SSLContext:
+    """Certificates verified against the operating system's trust store instead of
+    certifi's bundle, with the same policy: hostname checked, TLS 1.2 or later.
+
+    For CAs your organisation installs on its machines (a private CA, a TLS inspection
+    proxy): through ``truststore`` (the ``smtpsubmit[truststore]`` extra), Windows and
+    macOS verify with their own certificate APIs; Linux uses OpenSSL with the system's CA
+    files, where ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` apply as for OpenSSL. Give it as
+    ``ssl_context=`` (every entry point takes it). Raises ``ImportError`` naming the extra
+    when ``truststore`` is not installed.
+    """
+    try:
+        import truststore
+    except ImportError:
+        raise ImportError(
+            "system_trust_context() needs truststore: pip install 'smtpsubmit[truststore]'",
+            name="truststore",
+        ) from None
+    context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # hostname and chain checked
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context

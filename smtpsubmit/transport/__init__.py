@@ -7,6 +7,7 @@ Layout (no module imports one above it in this list, so there is no cycle)::
     _anyio.py    AnyIOTransport (trio, Unix sockets, your own anyio stream)
     _asyncio.py  AsyncioTransport (TCP on asyncio's protocol machinery)
     _connect.py  connect_tcp / connect_unix: the choice of implementation
+    _proxy.py    ProxyURL, connect_proxy: SOCKS5/SOCKS4 (python-socks) and HTTP CONNECT
 """
 
 from ._anyio import AnyIOTransport
@@ -14,13 +15,17 @@ from ._asyncio import AsyncioTransport
 from ._base import TLSInfo, Transport
 from ._connect import connect_tcp, connect_unix
 from ._errors import map_errors
+from ._proxy import ProxyURL, connect_proxy, socks_available
 
 __all__ = [
     "AnyIOTransport",
     "AsyncioTransport",
+    "ProxyURL",
     "TLSInfo",
     "Transport",
+    "connect_proxy",
     "connect_tcp",
     "connect_unix",
     "map_errors",
+    "socks_available",
 ]

@@ -293,6 +293,19 @@ def _security_ssl_context(run: Run) -> None:
     run.assert_no_network()
 
 
+@expect(SECURITY, "context = smtpsubmit.system_trust_context()")
+def _security_system_trust(run: Run) -> None:
+    assert run.out == ["truststore True", "TLSv1_2"]
+    assert run.namespace["client"].server_hostname == "smtp.example.com"
+    run.assert_no_network()
+
+
+@expect(SECURITY, 'SMTPClient("smtp.Straße.example", 465)')
+def _security_idna(run: Run) -> None:
+    assert run.out == ["smtp.xn--strae-oqa.example smtp.xn--strae-oqa.example"]
+    run.assert_no_network()
+
+
 @expect(SECURITY, "drill = Fault.wrong_host_certificate()")
 def _security_wrong_certificate(run: Run) -> None:
     one_line(run, r"refused: .*(certificate|hostname).*")
@@ -337,6 +350,21 @@ def _security_redaction(run: Run) -> None:
 def _security_outcome_unknown(run: Run) -> None:
     assert run.out == ["maybe sent to ('you@example.org',)"]
     run.assert_no_network()
+
+
+# -- docs/proxies.md -------------------------------------------------------------------------
+
+
+@expect("docs/proxies.md", '"socks4://alice:proxy-secret@proxy.internal:1080"')
+def _proxies_checked(run: Run) -> None:
+    assert run.out == [
+        "proxy needs the proxy's port, e.g. socks5h://proxy.internal:PORT (SOCKS proxies "
+        "usually listen on 1080)",
+        "proxy has https://; use one of socks5://, socks5h://, socks4://, http://",
+        "proxy gives a password, but SOCKS4 has only a user id",
+    ]
+    assert not any("proxy-secret" in line for line in run.out)
+    run.assert_no_network()  # refused before any I/O
 
 
 # -- docs/testing.md -------------------------------------------------------------------------

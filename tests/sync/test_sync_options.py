@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 import pytest
+from proxy_servers import OUTGOING, ProxyServer, tinyproxy
 from sync_helpers import (
     BOUND,
     client_lines,
@@ -395,6 +396,28 @@ def unix_socket_case() -> OptionCase:
     )
 
 
+def proxy_case() -> OptionCase:
+    # A real HTTP CONNECT proxy (tinyproxy) that resolves "localhost" and connects out from
+    # 127.0.0.2: the server seeing that address proves the message went through it.
+    started: list[ProxyServer] = []
+
+    @contextlib.contextmanager
+    def around(server: ThreadedSMTPServer, _: Path) -> Iterator[None]:
+        with tinyproxy(connect_ports=[server.port]) as proxy:
+            started.append(proxy)
+            yield
+
+    def options(server: ThreadedSMTPServer, _: Path) -> dict[str, Any]:
+        return {**tls_options(server), "proxy": started[-1].url()}
+
+    def check(server: ThreadedSMTPServer, captured: CapturedMessage) -> None:
+        assert captured.peer[0] == OUTGOING
+
+    return OptionCase(
+        {"mode": Mode.IMPLICIT_TLS}, options, check, address=("localhost", 0), around=around
+    )
+
+
 AUTHED = {"mode": Mode.IMPLICIT_TLS, "require_auth": True}
 
 #: Named after the option they set (before any "-"); each checks the option's effect.
@@ -469,6 +492,7 @@ OPTION_CASES: dict[str, Callable[[], OptionCase]] = {
         check_two_transactions,
     ),
     # One message passes a limiter with a token to spare (pacing: tests/client/test_rate_limit).
+    "proxy": proxy_case,
     "rate_limit": lambda: OptionCase(
         {"mode": Mode.IMPLICIT_TLS},
         lambda s, _: {**tls_options(s), "rate_limit": smtpsubmit.RateLimit(per_second=100)},
@@ -496,6 +520,7 @@ def test_connection_option_reaches_the_server(
     case = OPTION_CASES[name]()
     server = smtp_server_factory(**case.server)
     host, port = case.address or (server.host, server.port)
+    port = port or server.port
     with case.around(server, tmp_path) if case.around else contextlib.nullcontext():
         result = deliver(entry_point, host, port, message(), case.options(server, tmp_path))
         [captured] = server.wait_for_messages(1)

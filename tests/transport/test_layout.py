@@ -35,6 +35,8 @@ def test_the_interface_module_imports_no_implementation() -> None:
     # Each implementation knows only the interface and the error edge, not the other one.
     assert graph["_anyio"] <= {"_base", "_errors"}
     assert graph["_asyncio"] <= {"_base", "_errors"}
+    # A proxy connection ends in the anyio transport; it knows nothing of asyncio's.
+    assert graph["_proxy"] <= {"_base", "_errors", "_anyio"}
 
 
 def test_there_is_no_import_cycle_inside_the_package() -> None:
@@ -45,11 +47,14 @@ def test_public_names_are_unchanged() -> None:
     assert sorted(transport.__all__) == [
         "AnyIOTransport",
         "AsyncioTransport",
+        "ProxyURL",
         "TLSInfo",
         "Transport",
+        "connect_proxy",
         "connect_tcp",
         "connect_unix",
         "map_errors",
+        "socks_available",
     ]
     for name in transport.__all__:
         assert getattr(transport, name).__doc__
