@@ -35,7 +35,17 @@ from ._message import DSN, check_envelope, message_envelope
 from ._options import ClientOptions, TransportFactory, Unpack
 from ._results import SendResult
 from ._session import Session, timeout_error
-from ._transaction import Entry, Outcome, Transaction, build, build_all, build_stream, send_one
+from ._signing import Signer, refuse_stream
+from ._transaction import (
+    BuildOptions,
+    Entry,
+    Outcome,
+    Transaction,
+    build,
+    build_all,
+    build_stream,
+    send_one,
+)
 from .auth import Authenticator
 from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode
 from .protocol import Extensions, Noop, Quit, Reply
@@ -67,6 +77,11 @@ class SMTPClient:
     own retries. ``rate_limit`` (a :class:`RateLimit`) paces messages and recipients and
     slows down when the server says it is sending too fast.
 
+    ``signer`` (a :class:`~smtpsubmit.dkim.Signer` such as
+    :class:`~smtpsubmit.dkim.DKIMSigner`) signs each message as it goes on the wire: after
+    serialisation for this server and any 7-bit re-encoding, so the signature covers the
+    exact octets sent. A streamed body cannot be signed (``sendmail`` refuses it).
+
     Use it as ``async with SMTPClient(...) as client:``; it is safe to share between tasks
     (sends are serialised), though a pool is better for concurrency.
     """
@@ -92,6 +107,7 @@ class SMTPClient:
         cafile: str | None = None,
         retry: RetryPolicy | None = None,
         rate_limit: RateLimit | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self._settings = Settings.from_options(
             host,
@@ -112,6 +128,7 @@ class SMTPClient:
             cafile=cafile,
             retry=retry,
             rate_limit=rate_limit,
+            signer=signer,
         )
         self._throttle = Throttle(rate_limit) if rate_limit is not None else None
         self._session: Session | None = None
@@ -247,7 +264,8 @@ class SMTPClient:
         whatever the message size (their lines are checked as they go; a problem found
         midway aborts the transaction and closes the connection, so nothing half-sent is
         delivered). A streamed body can be read once, so it gets one attempt whatever the
-        retry policy.
+        retry policy. On a client with a ``signer`` a streamed body is refused with
+        :class:`MessageError` before any I/O: signing needs the whole message first.
         """
         if isinstance(data, str):
             raise TypeError("data must be bytes; encode text first or use send_message()")
@@ -256,6 +274,8 @@ class SMTPClient:
         if isinstance(data, bytes | bytearray | memoryview):
             entry = Entry((sender, recipients, bytes(data)), dsn=dsn, requiretls=requiretls)
             return await self._deliver(entry, rcpts)
+        if self._settings.signer is not None:
+            raise refuse_stream()
         entry = Entry((sender, recipients, b""), dsn=dsn, requiretls=requiretls)
         return await self._deliver(entry, rcpts, stream=data)
 
@@ -338,11 +358,14 @@ class SMTPClient:
 
     # -- internals -----------------------------------------------------------------
 
-    def _policy(self, *, stream: bool = False) -> dict[str, bool]:
+    def _policy(self) -> BuildOptions:
         """The keywords that build a transaction on this client's terms."""
-        if stream:
-            return {"cleartext": self._settings.cleartext}
-        return {"chunking": self._settings.chunking, "cleartext": self._settings.cleartext}
+        settings = self._settings
+        return {
+            "chunking": settings.chunking,
+            "cleartext": settings.cleartext,
+            "signer": settings.signer,
+        }
 
     async def _deliver(
         self,

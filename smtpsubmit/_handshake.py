@@ -41,6 +41,7 @@ from ._errors import (
 from ._gate import loop_clock
 from ._options import TransportFactory
 from ._session import Session, timeout_error
+from ._signing import Signer
 from ._validate import check_client_arguments
 from .auth import (
     Authenticator,
@@ -102,6 +103,7 @@ class Settings:
     source_address: str | None
     retry: RetryPolicy | None = None
     rate_limit: RateLimit | None = None
+    signer: Signer | None = None
 
     @classmethod
     def from_options(
@@ -125,6 +127,7 @@ class Settings:
         cafile: str | None = None,
         retry: RetryPolicy | None = None,
         rate_limit: RateLimit | None = None,
+        signer: Signer | None = None,
     ) -> Settings:
         """Check the keywords (:func:`._validate.check_client_arguments`, naming any that
         is wrong) and resolve the TLS mode (RFC 8314), before any I/O."""
@@ -147,6 +150,7 @@ class Settings:
             cafile=cafile,
             retry=retry,
             rate_limit=rate_limit,
+            signer=signer,
         )
         if username:
             auth = PasswordAuth(username, password or "")
@@ -168,6 +172,7 @@ class Settings:
             source_address=source_address,
             retry=retry,
             rate_limit=rate_limit,
+            signer=signer,
         )
 
     @property

@@ -19,6 +19,7 @@ else:  # pragma: no cover - Python 3.10
     from typing_extensions import Unpack
 
 if TYPE_CHECKING:
+    from ._signing import Signer
     from .auth import Authenticator
     from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode
     from .transport import Transport
@@ -48,6 +49,7 @@ class ClientOptions(TypedDict, total=False):
     cafile: str | None
     retry: RetryPolicy | None
     rate_limit: RateLimit | None
+    signer: Signer | None
 
 
 class PoolOptions(ClientOptions, total=False):

@@ -464,7 +464,13 @@ class SMTPPool:
     ) -> list[Transaction]:
         entries = [replace(r.entry, sink=sink(r)) for r in requests]
         settings = self._settings
-        return build_all(entries, session, chunking=settings.chunking, cleartext=settings.cleartext)
+        return build_all(
+            entries,
+            session,
+            chunking=settings.chunking,
+            cleartext=settings.cleartext,
+            signer=settings.signer,
+        )
 
     async def _send_on(
         self,

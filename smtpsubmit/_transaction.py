@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.message import Message
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, TypedDict
 
 from ._body import CHUNK, Body, Stream, chunks
 from ._errors import (
@@ -59,10 +59,12 @@ from ._message import (
 )
 from ._results import SendResult, Transcript
 from ._session import Session, phase_of
+from ._signing import Signer, sign_prepared
 from .protocol import Bdat, Command, Data, EndOfData, Mail, MessageData, Rcpt, Reply, Rset
 
 __all__ = [
     "INLINE_BODY",
+    "BuildOptions",
     "Entry",
     "Outcome",
     "Sink",
@@ -80,6 +82,14 @@ Outcome = SendResult | SMTPError
 Sink = Callable[[Outcome], None]
 #: Bodies up to this size ride in the same write as the envelope with BDAT LAST.
 INLINE_BODY = 1 << 20
+
+
+class BuildOptions(TypedDict):
+    """The client's terms for :func:`build` (its keywords)."""
+
+    chunking: bool
+    cleartext: bool
+    signer: Signer | None
 
 
 @dataclass(frozen=True)
@@ -232,11 +242,20 @@ async def fail(session: Session, transactions: Iterable[Transaction], exc: BaseE
 # -- building ----------------------------------------------------------------------
 
 
-def build(entry: Entry, session: Session, *, chunking: bool, cleartext: bool) -> Transaction:
+def build(
+    entry: Entry,
+    session: Session,
+    *,
+    chunking: bool,
+    cleartext: bool,
+    signer: Signer | None = None,
+) -> Transaction:
     """The transaction for ``entry`` on this session, checked before any I/O.
 
     ``chunking``: the caller allows BDAT; ``cleartext``: the caller chose to send without
-    encryption. Raises :class:`MessageError` or :class:`SecurityPolicyError`.
+    encryption; ``signer`` signs the octets as they will be sent (after serialisation and
+    any 7-bit re-encoding for this server). Raises :class:`MessageError` or
+    :class:`SecurityPolicyError`.
     """
     ext = session.conn.extensions
     item = entry.item
@@ -248,20 +267,31 @@ def build(entry: Entry, session: Session, *, chunking: bool, cleartext: bool) ->
         if entry.recipients is not None:  # a retry's subset
             recipients = entry.recipients
         check_envelope(sender, recipients)
-        binary_ok = chunking and ext.chunking and ext.binarymime
+        # Content that is not text (BINARYMIME) has no line structure a verifier would
+        # canonicalise the same way: with a signer it is refused like any invalid text.
+        binary_ok = chunking and ext.chunking and ext.binarymime and signer is None
         prepared = prepare_raw(sender, recipients, bytes(data), ext, binary_ok=binary_ok)
+    if signer is not None:
+        prepared = sign_prepared(prepared, signer)
     return _transaction(prepared, prepared.data, entry, session, cleartext=cleartext)
 
 
 def build_all(
-    entries: Iterable[Entry], session: Session, *, chunking: bool, cleartext: bool
+    entries: Iterable[Entry],
+    session: Session,
+    *,
+    chunking: bool,
+    cleartext: bool,
+    signer: Signer | None = None,
 ) -> list[Transaction]:
     """Transactions for ``entries``; an entry refused before any I/O hears its error at
     once (through its sink) and gets no transaction."""
     transactions = []
     for entry in entries:
         try:
-            transactions.append(build(entry, session, chunking=chunking, cleartext=cleartext))
+            transactions.append(
+                build(entry, session, chunking=chunking, cleartext=cleartext, signer=signer)
+            )
         except SMTPError as exc:
             if entry.sink is not None:
                 entry.sink(exc)
