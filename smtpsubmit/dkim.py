@@ -80,9 +80,9 @@ def _der_int(value: int) -> bytes:
     return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
 
 
-class _BadKey(ArgumentError):
-    def __init__(self, why: str) -> None:
-        super().__init__(f"{{private_key}} {why}", "private_key")
+def _bad_key(why: str) -> ArgumentError:
+    """What is wrong with the key, never what it holds."""
+    return ArgumentError(f"{{private_key}} {why}", "private_key")
 
 
 def _load_key(private_key: bytes | str) -> tuple[Algorithm, bytes]:
@@ -103,7 +103,7 @@ def _load_key(private_key: bytes | str) -> tuple[Algorithm, bytes]:
         except ValueError:
             seed = b""
         if len(seed) != 32:
-            raise _BadKey(
+            raise _bad_key(
                 "is neither a PEM private key (RSA or Ed25519) nor the base64 of a "
                 "32-octet Ed25519 seed"
             )
@@ -112,11 +112,11 @@ def _load_key(private_key: bytes | str) -> tuple[Algorithm, bytes]:
     try:
         der = base64.b64decode(b"".join(pem.group(2).split()), validate=True)
     except ValueError:
-        raise _BadKey(f"holds a {kind} block that is not valid base64") from None
+        raise _bad_key(f"holds a {kind} block that is not valid base64") from None
     if kind == "PRIVATE KEY" and der.startswith(_ED25519_PKCS8) and len(der) == 48:
         return "ed25519-sha256", base64.b64encode(der[16:])
     if kind not in ("RSA PRIVATE KEY", "PRIVATE KEY"):
-        raise _BadKey(f"is a {kind}, not an RSA or Ed25519 private key")
+        raise _bad_key(f"is a {kind}, not an RSA or Ed25519 private key")
     pem_text = b"-----BEGIN %s-----\n%s\n-----END %s-----\n" % (
         kind.encode(),
         base64.encodebytes(der).strip(),
@@ -126,10 +126,10 @@ def _load_key(private_key: bytes | str) -> tuple[Algorithm, bytes]:
     try:
         parsed = dkim.crypto.parse_pem_private_key(pem_text)
     except Exception:  # dkimpy's parse errors quote the octets: never shown
-        raise _BadKey("cannot be read as an RSA or Ed25519 private key") from None
+        raise _bad_key("cannot be read as an RSA or Ed25519 private key") from None
     bits = parsed["modulus"].bit_length()
     if bits < 1024:
-        raise _BadKey(f"is a {bits}-bit RSA key; DKIM needs 1024 bits or more (RFC 8301)")
+        raise _bad_key(f"is a {bits}-bit RSA key; DKIM needs 1024 bits or more (RFC 8301)")
     return "rsa-sha256", pem_text
 
 

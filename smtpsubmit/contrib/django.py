@@ -13,7 +13,9 @@ messages sent, like Django's own SMTP backend. The TLS flags map onto RFC 8314 m
   ``SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH = True``.
 
 Extra settings: ``SMTPSUBMIT_CA_FILE`` (a PEM file of CAs to trust instead of certifi's),
-``SMTPSUBMIT_SSL_CONTEXT`` (a ready ``ssl.SSLContext``), ``SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH``.
+``SMTPSUBMIT_SSL_CONTEXT`` (a ready ``ssl.SSLContext``), ``SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH``,
+``SMTPSUBMIT_DKIM_SIGNER`` (a :class:`smtpsubmit.dkim.DKIMSigner`, or any signer: every
+message is DKIM-signed as it is sent).
 
 Settings are checked by the library's own argument checks when the connection is opened,
 before any I/O, whatever ``fail_silently`` says: a bad value is an
@@ -52,6 +54,7 @@ _SETTINGS = {
     "tls": ("EMAIL_USE_TLS/EMAIL_USE_SSL", "use_tls/use_ssl"),
     "ssl_context": ("SMTPSUBMIT_SSL_CONTEXT", None),
     "allow_cleartext_auth": ("SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH", None),
+    "signer": ("SMTPSUBMIT_DKIM_SIGNER", None),
 }
 #: A TLS mode as the settings that choose it, and as the backend's keywords.
 _TLS_SETTINGS = {
@@ -192,6 +195,7 @@ class EmailBackend(BaseEmailBackend):
                 password=self.password or None,
                 timeout=self.timeout,
                 allow_cleartext_auth=getattr(settings, "SMTPSUBMIT_ALLOW_CLEARTEXT_AUTH", False),
+                signer=getattr(settings, "SMTPSUBMIT_DKIM_SIGNER", None),
             )
         except ArgumentError as exc:
             raise exc.spelled(self._spell) from None
