@@ -327,7 +327,13 @@ class SMTPClient:
 
         with self._total_deadline():
             sent = iter(
-                await deliver_batch(entries, send_round, self._settings.retry, self._throttle)
+                await deliver_batch(
+                    entries,
+                    send_round,
+                    self._settings.retry,
+                    self._throttle,
+                    server=(self.host, self.port),
+                )
             )
         total = len(entries) + len(refused_early)
         return [refused_early[i] if i in refused_early else next(sent) for i in range(total)]
@@ -395,7 +401,9 @@ class SMTPClient:
 
         retry = self._settings.retry if stream is None else None
         with self._total_deadline():
-            return await deliver(entry, recipients, send_once, retry, self._throttle)
+            return await deliver(
+                entry, recipients, send_once, retry, self._throttle, server=(self.host, self.port)
+            )
 
     async def _ready(self) -> Session:
         """The open session, or a new one (the old one closed first)."""

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import BinaryIO, Literal, TypedDict
 
+from . import telemetry
 from ._body import CHUNK, Body, Stream, chunks
 from ._errors import (
     MessageError,
@@ -105,12 +106,24 @@ class Entry:
     envelope: Envelope | None = None
     #: RFC 8689: the message must travel over TLS all the way; refused if not offered.
     requiretls: bool = False
+    #: The caller's trace (an OpenTelemetry context) when telemetry is on.
+    trace: object = None
 
 
 class Transaction:
     """One message on the wire: commands, replies so far, and its outcome once known."""
 
-    __slots__ = ("body", "commands", "end_written", "mail", "outcome", "rcpts", "replies", "sink")
+    __slots__ = (
+        "body",
+        "commands",
+        "end_written",
+        "mail",
+        "outcome",
+        "rcpts",
+        "replies",
+        "sink",
+        "span",
+    )
 
     def __init__(self, mail: Mail, rcpts: list[Rcpt], body: Body, sink: Sink | None) -> None:
         self.mail = mail
@@ -122,6 +135,8 @@ class Transaction:
         #: The end of the body (``.`` or ``BDAT ... LAST``) was handed to the transport.
         self.end_written = False
         self.outcome: Outcome | None = None
+        #: Its span, when telemetry is on (ended by :meth:`settle`).
+        self.span: telemetry.TransactionSpan | None = None
 
     def __repr__(self) -> str:
         return f"<Transaction from {self.mail.sender!r} to {len(self.rcpts)} -> {self.outcome!r}>"
@@ -189,6 +204,8 @@ class Transaction:
         """Record the outcome and hand it to the sink (once; later calls are ignored)."""
         if self.outcome is None:
             self.outcome = outcome
+            if self.span is not None:
+                self.span.end(self, outcome)
             if self.sink is not None:
                 self.sink(outcome)
 
@@ -356,7 +373,11 @@ def _transaction(
         Rcpt(r, notify=dsn.notify if dsn else (), orcpt=r if dsn and dsn.orcpt else None)
         for r in msg.recipients
     ]
-    return Transaction(mail, rcpts, body, entry.sink)
+    txn = Transaction(mail, rcpts, body, entry.sink)
+    tel = telemetry.current()
+    if tel is not None:
+        txn.span = tel.transaction(session.host, session.port, len(rcpts), size, entry.trace)
+    return txn
 
 
 def _body_type(binary: bool, eightbit: bool) -> Literal["BINARYMIME", "8BITMIME"] | None:
