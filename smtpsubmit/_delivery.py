@@ -176,10 +176,8 @@ async def deliver(
     tel = telemetry.current()
     if tel is not None and server is not None:
 
-        def run(trace: object) -> Awaitable[SendResult]:
-            # The trace goes with the entry: a pool sends it from a worker's task.
-            traced = replace(entry, trace=trace)
-            return _deliver(traced, recipients, send_once, policy, throttle)
+        def run() -> Awaitable[SendResult]:
+            return _deliver(entry, recipients, send_once, policy, throttle)
 
         return await tel.send("send", server, run, lambda result: (result,))
     return await _deliver(entry, recipients, send_once, policy, throttle)
@@ -227,7 +225,7 @@ async def deliver_batch(
     tel = telemetry.current()
     if tel is not None and server is not None:
 
-        def run(trace: object) -> Awaitable[list[Outcome]]:
+        def run() -> Awaitable[list[Outcome]]:
             return _deliver_batch(entries, send_round, policy, throttle)
 
         return await tel.send("send_batch", server, run, lambda outcomes: outcomes)

@@ -323,7 +323,7 @@ class SMTPPool:
             raise SMTPError("the pool is closed")
         if self._send is None or self._task_group is None:
             raise SMTPError("use the pool as `async with SMTPPool(...) as pool:`")
-        request = _Request(entry)
+        request = _Request(telemetry.traced(entry))  # sent from a worker's task
         try:
             try:
                 self._send.send_nowait(request)

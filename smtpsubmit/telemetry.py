@@ -7,8 +7,11 @@ Theory of operation:
   switched on, never by ``import smtpsubmit``.
 - On by itself, like any library instrumented with the OpenTelemetry API: the first send
   (or connection) looks for ``opentelemetry-api``; when it is installed, spans and metrics
-  go to the global tracer and meter providers (no-ops until an SDK is configured). It stays
-  off when the API is missing or ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` names
+  go to the global tracer and meter providers. While those are still the API's no-op
+  proxies (no SDK configured yet, the usual case when the API came in as someone else's
+  dependency) every hook returns at once, as when off, and the API is asked again at most
+  once a second (an SDK configured later is picked up within that second). It
+  stays off when the API is missing or ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` names
   ``smtpsubmit``. :func:`instrument` switches it on with given providers, and
   :func:`uninstrument` switches it off.
 - Spans (names and attributes after OpenTelemetry's general conventions: ``server.address``,
@@ -38,6 +41,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._errors import OutcomeUnknownError, RecipientsRefusedError, ReplyError
@@ -48,11 +52,13 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
 
     from ._pool import SMTPPool
-    from ._transaction import Transaction
+    from ._transaction import Entry, Transaction
 
 __all__ = ["instrument", "uninstrument"]
 
 T = TypeVar("T")
+#: Seconds between two looks for an SDK while none is configured.
+UNSET_RECHECK = 1.0
 #: Upper bounds of the duration histogram's buckets, in seconds.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -62,9 +68,37 @@ _active: _Telemetry | None = None
 
 def current() -> _Telemetry | None:
     """The active telemetry, or ``None`` (then every hook does nothing)."""
-    if _resolved:
-        return _active
-    return _resolve()
+    tel = _active if _resolved else _resolve()
+    if tel is not None and tel.unset is not None:
+        # No SDK configured yet, so every span and metric would be dropped: look again at
+        # most once a second (asking the API costs microseconds, this check nanoseconds).
+        now = time.monotonic()
+        if now < tel.next_look:
+            return None
+        if tel.unset():
+            tel.next_look = now + UNSET_RECHECK
+            return None
+        tel.unset = None  # an SDK is set, for good (the API takes one once)
+    return tel
+
+
+def _unset_check(trace: Any, metrics: Any) -> Callable[[], bool] | None:
+    """A check that no SDK was configured yet (the API's proxies are still the global
+    providers); ``None`` when one already is, or when this API version cannot tell."""
+    get_tracer_provider, get_meter_provider = trace.get_tracer_provider, metrics.get_meter_provider
+    tracer_provider, meter_provider = get_tracer_provider(), get_meter_provider()
+    try:
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+    except ImportError:  # pragma: no cover - another API layout: always report
+        return None
+    if not (
+        isinstance(tracer_provider, trace.ProxyTracerProvider)
+        and isinstance(meter_provider, _ProxyMeterProvider)
+    ):
+        return None
+    return lambda: (
+        get_tracer_provider() is tracer_provider and get_meter_provider() is meter_provider
+    )
 
 
 def _resolve() -> _Telemetry | None:
@@ -140,21 +174,30 @@ def phase(name: str, host: str, port: int) -> AbstractContextManager[PhaseSpan]:
 
 def isolate() -> None:
     """Forget the trace the current task inherited (a pool worker serves every caller)."""
-    tel = current()
+    tel = _active if _resolved else _resolve()
     if tel is not None:
         tel.context.attach(tel.context.Context())
 
 
-def track_pool(pool: SMTPPool) -> None:
-    """Report this pool's connections in ``smtp.client.connection.count``."""
+def traced(entry: Entry) -> Entry:
+    """``entry`` carrying the current trace, for a transaction built in another task."""
     tel = current()
+    if tel is None:
+        return entry
+    return replace(entry, trace=tel.context.get_current())
+
+
+def track_pool(pool: SMTPPool) -> None:
+    """Report this pool's connections in ``smtp.client.connection.count`` (from now on,
+    even when an SDK is configured only later)."""
+    tel = _active if _resolved else _resolve()
     if tel is not None:
         tel.pools.add(pool)
 
 
 def untrack_pool(pool: SMTPPool) -> None:
     """Stop reporting this pool's connections."""
-    tel = current()
+    tel = _active if _resolved else _resolve()
     if tel is not None:
         tel.pools.discard(pool)
 
@@ -192,27 +235,31 @@ class TransactionSpan:
     def end(self, txn: Transaction, outcome: object) -> None:
         """Record how the transaction ended and end the span."""
         span = self._span
-        span.set_attribute("smtp.outcome", outcome_name(outcome))
-        commands = {type(c).__name__ for c in txn.commands}
-        if commands & {"Bdat", "Data"}:
-            span.set_attribute("smtp.transfer", "BDAT" if "Bdat" in commands else "DATA")
-        reply = outcome.reply if isinstance(outcome, SendResult) else None
-        if isinstance(outcome, ReplyError):
-            reply = outcome.reply
-        if reply is not None:
-            span.set_attribute("smtp.reply.code", reply.code)
-            if reply.enhanced is not None:
-                span.set_attribute("smtp.reply.enhanced_code", str(reply.enhanced))
-        if isinstance(outcome, SendResult):
-            span.set_attribute("smtp.recipients.accepted", len(outcome.accepted))
-            span.set_attribute("smtp.recipients.refused", len(outcome.refused))
-            if outcome.queue_id:
-                span.set_attribute("smtp.queue_id", outcome.queue_id)
-        elif isinstance(outcome, BaseException):
-            if isinstance(outcome, RecipientsRefusedError):
-                span.set_attribute("smtp.recipients.refused", len(outcome.refused))
-            _failed(span, outcome)
+        if span.is_recording():  # a no-op span (no SDK) is only ended
+            span.set_attributes(_transaction_attributes(txn, outcome))
+            if isinstance(outcome, BaseException):
+                _failed(span, outcome)
         span.end()
+
+
+def _transaction_attributes(txn: Transaction, outcome: object) -> dict[str, str | int]:
+    attributes: dict[str, str | int] = {"smtp.outcome": outcome_name(outcome)}
+    commands = {type(c).__name__ for c in txn.commands}
+    if commands & {"Bdat", "Data"}:
+        attributes["smtp.transfer"] = "BDAT" if "Bdat" in commands else "DATA"
+    reply = outcome.reply if isinstance(outcome, SendResult | ReplyError) else None
+    if reply is not None:
+        attributes["smtp.reply.code"] = reply.code
+        if reply.enhanced is not None:
+            attributes["smtp.reply.enhanced_code"] = str(reply.enhanced)
+    if isinstance(outcome, SendResult):
+        attributes["smtp.recipients.accepted"] = len(outcome.accepted)
+        attributes["smtp.recipients.refused"] = len(outcome.refused)
+        if outcome.queue_id:
+            attributes["smtp.queue_id"] = outcome.queue_id
+    elif isinstance(outcome, RecipientsRefusedError):
+        attributes["smtp.recipients.refused"] = len(outcome.refused)
+    return attributes
 
 
 def _failed(span: Span, exc: BaseException) -> None:
@@ -232,6 +279,11 @@ class _Telemetry:
 
         from . import __version__
 
+        #: While it says so, the global providers are the API's no-ops: skip all the work.
+        self.unset: Callable[[], bool] | None = None
+        if tracer_provider is None and meter_provider is None:
+            self.unset = _unset_check(trace, metrics)
+        self.next_look = 0.0
         self.context = context
         self.trace = trace
         self.tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(
@@ -302,28 +354,29 @@ class _Telemetry:
         self,
         operation: str,
         server: tuple[str, int],
-        run: Callable[[object], Awaitable[T]],
+        run: Callable[[], Awaitable[T]],
         count: Callable[[T], Iterable[object]],
     ) -> T:
-        """Run one ``send``/``send_batch`` call in its span, then count its outcomes.
-
-        ``run`` gets the call's trace (to parent transactions sent by other tasks);
-        ``count`` gives the outcome of each message from what ``run`` returned.
-        """
+        """Run one ``send``/``send_batch`` call in its span, then count its outcomes
+        (``count`` gives the outcome of each message from what ``run`` returned)."""
         host, port = server
         attributes: dict[str, str | int] = {"server.address": host, "server.port": port}
         start = time.perf_counter()
-        outcomes: Iterable[object] = ()
-        with self.span(f"smtp {operation}", attributes, client=False) as span:
-            try:
-                result = await run(self.context.get_current())
-            except BaseException as exc:
-                outcomes = (exc,)
-                raise
-            else:
-                outcomes = count(result)
-            finally:
-                self._count(span, attributes, outcomes, operation, start)
+        span = self.tracer.start_span(
+            f"smtp {operation}", attributes=attributes, record_exception=False
+        )
+        token = self.context.attach(self.trace.set_span_in_context(span))
+        try:
+            result = await run()
+        except BaseException as exc:
+            self._count(span, attributes, (exc,), operation, start)
+            _failed(span, exc)
+            raise
+        else:
+            self._count(span, attributes, count(result), operation, start)
+        finally:
+            self.context.detach(token)
+            span.end()
         return result
 
     def _count(
@@ -335,13 +388,14 @@ class _Telemetry:
         start: float,
     ) -> None:
         tally: dict[str, int] = {}
+        messages, recipients = self.messages, self.recipients
         for outcome in outcomes:
             name = outcome_name(outcome)
             tally[name] = tally.get(name, 0) + 1
             attrs = {**attributes, "smtp.outcome": name}
             if isinstance(outcome, BaseException):
                 attrs["error.type"] = error_type(outcome)
-            self.messages.add(1, attrs)
+            messages.add(1, attrs)
             accepted = len(outcome.accepted) if isinstance(outcome, SendResult) else 0
             refused = (
                 len(outcome.refused)
@@ -350,15 +404,15 @@ class _Telemetry:
             )
             for state, number in (("accepted", accepted), ("refused", refused)):
                 if number:
-                    self.recipients.add(number, {**attributes, "smtp.recipient.outcome": state})
-        for name, number in tally.items():
-            span.set_attribute(f"smtp.messages.{name}", number)
+                    recipients.add(number, {**attributes, "smtp.recipient.outcome": state})
+        if span.is_recording():
+            span.set_attributes({f"smtp.messages.{name}": n for name, n in tally.items()})
         self.duration.record(
             time.perf_counter() - start, {**attributes, "smtp.operation.name": operation}
         )
 
     def _observe_pools(self, options: Any) -> Iterator[Any]:
-        if current() is not self:  # switched off or replaced: this meter reports nothing
+        if _active is not self:  # switched off or replaced: this meter reports nothing
             return
         from opentelemetry.metrics import Observation
 

@@ -97,3 +97,42 @@ smtpsubmit.SMTPPool("smtp.example.com", 465)
 def test_with_the_extras_installed_the_first_send_switches_telemetry_on() -> None:
     script = "import sys\n" + SEND + LOADED.format(extras=EXTRAS)
     assert run(script) == ["sent 3", "loaded ['opentelemetry']"]
+
+
+def test_with_the_api_but_no_sdk_nothing_is_done_until_an_sdk_is_configured() -> None:
+    # The API as someone else's dependency: the hooks return at once. Once an SDK is set
+    # as the global provider (any time later), spans are recorded.
+    script = """
+import anyio
+import smtpsubmit
+from smtpsubmit import telemetry
+from smtpsubmit.testing import FakeSMTPServer, Mode
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+async def send(server):
+    options = dict(tls="implicit", ssl_context=server.client_ssl_context())
+    await smtpsubmit.SMTPClient(server.host, server.port, **options).sendmail(
+        "a@example.com", ["b@example.com"], b"Subject: x\\r\\n\\r\\nx"
+    )
+
+async def main():
+    async with FakeSMTPServer(mode=Mode.IMPLICIT_TLS) as server:
+        await send(server)
+        print("before an SDK:", telemetry.current(), telemetry._active is not None)
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        await anyio.sleep(telemetry.UNSET_RECHECK)  # noticed within that
+        await send(server)
+        print("after:", sorted({s.name for s in exporter.get_finished_spans()}))
+
+anyio.run(main)
+"""
+    assert run(script) == [
+        "before an SDK: None True",
+        "after: ['smtp connect', 'smtp open', 'smtp send', 'smtp tls', 'smtp transaction']",
+    ]
