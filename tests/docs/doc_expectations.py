@@ -415,3 +415,23 @@ def _dkim_both(run: Run) -> None:
         assert b"a=ed25519-sha256" in sent.data.split(b"DKIM-Signature:")[1]
         assert dkim_verifies(sent.data, 0, ed_signer)
         assert dkim_verifies(sent.data, 1, rsa_signer)
+
+
+@expect("docs/observability.md", "smtpsubmit.telemetry.instrument(")
+def _observability(run: Run) -> None:
+    [sent] = run.starttls
+    assert run.out == [
+        "smtp connect ",
+        "smtp tls ",
+        "smtp auth ",
+        "smtp open ",
+        "smtp transaction sent",
+        "smtp send ",
+        "250 1",
+        "smtp.client.messages",
+        "smtp.client.recipients",
+        "smtp.client.operation.duration",
+    ]
+    assert sent.auth_identity == "me@example.com"
+    spans = run.namespace["spans"].get_finished_spans()
+    assert all("@" not in str(value) for span in spans for value in span.attributes.values())
