@@ -30,8 +30,8 @@ import pytest
 
 import smtpsubmit
 import smtpsubmit._handshake
-import smtpsubmit.telemetry
 import smtpsubmit.sync
+import smtpsubmit.telemetry
 from smtpsubmit.testing import (
     FakeSMTPServer,
     Mode,
