@@ -80,6 +80,11 @@ def postfix_version(conf: str) -> str:
     return out.stdout.strip()
 
 
+def opendkim_version() -> str:
+    out = subprocess.run(["opendkim", "-V"], capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()[0].strip()  # "opendkim: OpenDKIM Filter v2.11.0"
+
+
 def main() -> int:
     out = Path(sys.argv[1])
     env = os.environ
@@ -107,6 +112,34 @@ def main() -> int:
     ai_ehlo = {
         "starttls": probe_starttls(ai_host, ai_ports["starttls"], ca),
         "implicit": probe_implicit(ai_host, ai_ports["implicit"], ca),
+    }
+
+    dkim_ports = {
+        "postfix": int(env["POSTFIX_DKIM_PORT"]),
+        "postfix_7bit": int(env["POSTFIX_DKIM_7BIT_PORT"]),
+    }
+    key_dir = Path(env["DKIM_KEY_DIR"])
+    dkim = {
+        "verifier": opendkim_version(),
+        "authserv_id": env["DKIM_AUTHSERV_ID"],
+        "domain": domain,
+        "host": pf_host,
+        # Postfix listeners (STARTTLS, AUTH as on "starttls") with OpenDKIM as milter.
+        "ports": dkim_ports,
+        "ehlo": {name: probe_starttls(pf_host, port, ca) for name, port in dkim_ports.items()},
+        # Public keys published through OpenDKIM's resolver (see interop/opendkim/).
+        "keys": {
+            "rsa-sha256": {
+                "selector": env["DKIM_RSA_SELECTOR"],
+                "private_key_file": str(key_dir / f"{env['DKIM_RSA_SELECTOR']}.key"),
+            },
+            "ed25519-sha256": {
+                "selector": env["DKIM_ED25519_SELECTOR"],
+                "private_key_file": str(key_dir / f"{env['DKIM_ED25519_SELECTOR']}.key"),
+            },
+        },
+        "milter": f"inet:{env['OPENDKIM_PORT']}@127.0.0.1",
+        "log_file": str(Path(env["INTEROP_LOG_DIR"]) / "opendkim.log"),
     }
 
     data: dict[str, Any] = {
@@ -149,6 +182,7 @@ def main() -> int:
                 "log_file": str(Path(env["INTEROP_LOG_DIR"]) / "aiosmtpd.log"),
             },
         },
+        "dkim": dkim,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

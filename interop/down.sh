@@ -8,5 +8,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rc=0
 bash "$INTEROP_ROOT/aiosmtpd/stop.sh" || rc=1
 bash "$INTEROP_ROOT/postfix/stop.sh" || rc=1
+bash "$INTEROP_ROOT/opendkim/stop.sh" || rc=1
 rm -f "$INTEROP_JSON"
 exit "$rc"

@@ -26,6 +26,18 @@ export POSTFIX_SUBMISSIONS_PORT="${INTEROP_POSTFIX_SUBMISSIONS_PORT:-10465}"
 # to send credentials without TLS. Nothing else should ever use it.
 export POSTFIX_CLEARTEXT_PORT="${INTEROP_POSTFIX_CLEARTEXT_PORT:-10025}"
 
+# Two more Postfix listeners (STARTTLS, same AUTH policy) pass each message to
+# OpenDKIM, a verifying milter that adds Authentication-Results; the second
+# one hides 8BITMIME and SMTPUTF8, so clients must send 7-bit content.
+export POSTFIX_DKIM_PORT="${INTEROP_POSTFIX_DKIM_PORT:-10588}"
+export POSTFIX_DKIM_7BIT_PORT="${INTEROP_POSTFIX_DKIM_7BIT_PORT:-10589}"
+export OPENDKIM_DIR="$INTEROP_DIR/opendkim"
+export OPENDKIM_PORT="${INTEROP_OPENDKIM_PORT:-10891}"
+export DKIM_KEY_DIR="$INTEROP_DIR/dkim"
+export DKIM_RSA_SELECTOR=rsa2026
+export DKIM_ED25519_SELECTOR=ed2026
+export DKIM_AUTHSERV_ID=opendkim.interop.test
+
 # aiosmtpd: port 0 means "pick a free one at start" (written to a port file).
 export AIOSMTPD_DIR="$INTEROP_DIR/aiosmtpd"
 export AIOSMTPD_HOST=127.0.0.1

@@ -9,7 +9,8 @@ require_root
 
 # sasl2-bin: saslpasswd2 for the sasldb; libsasl2-modules: PLAIN/LOGIN/
 # CRAM-MD5/DIGEST-MD5/SCRAM plugins; libsasl2-modules-db: the sasldb auxprop.
-PACKAGES=(postfix sasl2-bin libsasl2-modules libsasl2-modules-db openssl)
+# opendkim: the verifying milter of the DKIM listeners (see opendkim/configure.sh).
+PACKAGES=(postfix sasl2-bin libsasl2-modules libsasl2-modules-db openssl opendkim)
 
 install_packages() {
     local missing=() p

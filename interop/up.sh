@@ -16,6 +16,8 @@ bash "$INTEROP_ROOT/setup.sh"
 mkdir -p "$INTEROP_LOG_DIR"
 rm -f "$INTEROP_LOG_DIR"/*.log "$INTEROP_JSON"
 
+# The milter first: Postfix's DKIM listeners tempfail every message without it.
+bash "$INTEROP_ROOT/opendkim/start.sh"
 bash "$INTEROP_ROOT/postfix/start.sh"
 bash "$INTEROP_ROOT/aiosmtpd/start.sh"
 # Probe what the servers really advertise; a failing probe means a broken

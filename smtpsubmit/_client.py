@@ -34,7 +34,9 @@ from ._message import DSN, check_envelope, message_envelope
 from ._options import ClientOptions, Unpack
 from ._results import SendResult
 from ._session import Session, total_deadline
+from ._signing import refuse_stream
 from ._transaction import (
+    BuildOptions,
     Entry,
     Outcome,
     Transaction,
@@ -81,6 +83,11 @@ class SMTPClient:
     server's name, never the proxy's; the proxy's password is masked wherever the URL is
     shown. A non-ASCII ``host`` is used as its A-label (IDNA 2008) for the address
     lookup, SNI and the certificate check alike (``host`` returns it).
+
+    ``signer`` (a :class:`~smtpsubmit.dkim.Signer` such as
+    :class:`~smtpsubmit.dkim.DKIMSigner`) signs each message as it goes on the wire: after
+    serialisation for this server and any 7-bit re-encoding, so the signature covers the
+    exact octets sent. A streamed body cannot be signed (``sendmail`` refuses it).
 
     Use it as ``async with SMTPClient(...) as client:``; it is safe to share between tasks
     (sends are serialised), though a pool is better for concurrency.
@@ -224,7 +231,8 @@ class SMTPClient:
         whatever the message size (their lines are checked as they go; a problem found
         midway aborts the transaction and closes the connection, so nothing half-sent is
         delivered). A streamed body can be read once, so it gets one attempt whatever the
-        retry policy.
+        retry policy. On a client with a ``signer`` a streamed body is refused with
+        :class:`MessageError` before any I/O: signing needs the whole message first.
         """
         if isinstance(data, str):
             raise TypeError("data must be bytes; encode text first or use send_message()")
@@ -233,6 +241,8 @@ class SMTPClient:
         if isinstance(data, bytes | bytearray | memoryview):
             entry = Entry((sender, recipients, bytes(data)), dsn=dsn, requiretls=requiretls)
             return await self._deliver(entry, rcpts)
+        if self._settings.signer is not None:
+            raise refuse_stream()
         entry = Entry((sender, recipients, b""), dsn=dsn, requiretls=requiretls)
         return await self._deliver(entry, rcpts, stream=data)
 
@@ -272,7 +282,13 @@ class SMTPClient:
 
         with self._total_deadline():
             sent = iter(
-                await deliver_batch(entries, send_round, self._settings.retry, self._throttle)
+                await deliver_batch(
+                    entries,
+                    send_round,
+                    self._settings.retry,
+                    self._throttle,
+                    server=(self.host, self.port),
+                )
             )
         total = len(entries) + len(refused_early)
         return [refused_early[i] if i in refused_early else next(sent) for i in range(total)]
@@ -303,11 +319,14 @@ class SMTPClient:
 
     # -- internals -----------------------------------------------------------------
 
-    def _policy(self, *, stream: bool = False) -> dict[str, bool]:
+    def _policy(self) -> BuildOptions:
         """The keywords that build a transaction on this client's terms."""
-        if stream:
-            return {"cleartext": self._settings.cleartext}
-        return {"chunking": self._settings.chunking, "cleartext": self._settings.cleartext}
+        settings = self._settings
+        return {
+            "chunking": settings.chunking,
+            "cleartext": settings.cleartext,
+            "signer": settings.signer,
+        }
 
     async def _deliver(
         self,
@@ -337,7 +356,9 @@ class SMTPClient:
 
         retry = self._settings.retry if stream is None else None
         with self._total_deadline():
-            return await deliver(entry, recipients, send_once, retry, self._throttle)
+            return await deliver(
+                entry, recipients, send_once, retry, self._throttle, server=(self.host, self.port)
+            )
 
     async def _ready(self) -> Session:
         """The open session, or a new one (the old one closed first)."""

@@ -23,6 +23,7 @@ from email.message import Message
 
 import anyio
 
+from . import telemetry
 from ._errors import RecipientsRefusedError, SMTPError, reply_error
 from ._message import DSN, check_envelope, message_envelope
 from ._results import Attempt, SendResult
@@ -166,9 +167,31 @@ async def deliver(
     send_once: SendOnce,
     policy: RetryPolicy | None,
     throttle: Throttle | None,
+    *,
+    server: tuple[str, int] | None = None,
 ) -> SendResult:
     """Send one message under the rate limit and the retry policy (waiting between tries
-    in the caller's task); its (merged) result, or raise the last try's error."""
+    in the caller's task); its (merged) result, or raise the last try's error.
+
+    ``server`` (host, port) names the server in the call's span and metrics.
+    """
+    tel = telemetry.current()
+    if tel is not None and server is not None:
+
+        def run() -> Awaitable[SendResult]:
+            return _deliver(entry, recipients, send_once, policy, throttle)
+
+        return await tel.send("send", server, run, lambda result: (result,))
+    return await _deliver(entry, recipients, send_once, policy, throttle)
+
+
+async def _deliver(
+    entry: Entry,
+    recipients: tuple[str, ...],
+    send_once: SendOnce,
+    policy: RetryPolicy | None,
+    throttle: Throttle | None,
+) -> SendResult:
     delivery = Delivery(entry, recipients, policy) if policy and policy.attempts > 1 else None
     following: Entry | None = entry
     pending = recipients
@@ -195,10 +218,28 @@ async def deliver_batch(
     send_round: SendRound,
     policy: RetryPolicy | None,
     throttle: Throttle | None,
+    *,
+    server: tuple[str, int] | None = None,
 ) -> list[Outcome]:
     """Send ``(entry, recipients)`` pairs in rounds: each round sends every message still
     due (in groups the rate limit allows), the next round only what the retry policy
     sends again, after the longest of their delays. One outcome per entry, in order."""
+    tel = telemetry.current()
+    if tel is not None and server is not None:
+
+        def run() -> Awaitable[list[Outcome]]:
+            return _deliver_batch(entries, send_round, policy, throttle)
+
+        return await tel.send("send_batch", server, run, lambda outcomes: outcomes)
+    return await _deliver_batch(entries, send_round, policy, throttle)
+
+
+async def _deliver_batch(
+    entries: list[tuple[Entry, tuple[str, ...]]],
+    send_round: SendRound,
+    policy: RetryPolicy | None,
+    throttle: Throttle | None,
+) -> list[Outcome]:
     outcomes: list[Outcome | None] = [None] * len(entries)
     due: list[tuple[int, Delivery | None, Entry]] = [
         (index, Delivery(entry, rcpts, policy) if policy and policy.attempts > 1 else None, entry)

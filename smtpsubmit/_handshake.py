@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 import anyio
 import anyio.to_thread
 
+from . import telemetry
 from ._errors import (
     AuthenticationError,
     CleartextAuthError,
@@ -41,6 +42,7 @@ from ._errors import (
 from ._gate import loop_clock
 from ._options import TransportFactory
 from ._session import Session, timeout_error
+from ._signing import Signer
 from ._validate import check_client_arguments
 from .auth import (
     Authenticator,
@@ -114,6 +116,7 @@ class Settings:
     rate_limit: RateLimit | None = None
     #: Connect through this proxy (its ``repr`` masks the password); TLS is unchanged.
     proxy: ProxyURL | None = None
+    signer: Signer | None = None
 
     @classmethod
     def from_options(
@@ -138,6 +141,7 @@ class Settings:
         retry: RetryPolicy | None = None,
         rate_limit: RateLimit | None = None,
         proxy: str | None = None,
+        signer: Signer | None = None,
     ) -> Settings:
         """Check the keywords (:func:`._validate.check_client_arguments`, naming any that
         is wrong) and resolve the TLS mode (RFC 8314), before any I/O."""
@@ -161,6 +165,7 @@ class Settings:
             retry=retry,
             rate_limit=rate_limit,
             proxy=proxy,
+            signer=signer,
         )
         if username:
             auth = PasswordAuth(username, password or "")
@@ -185,6 +190,7 @@ class Settings:
             retry=retry,
             rate_limit=rate_limit,
             proxy=_proxy(proxy),
+            signer=signer,
         )
 
     @property
@@ -203,9 +209,16 @@ def _proxy(url: str | None) -> ProxyURL | None:
 
 async def open_session(settings: Settings) -> Session:
     """Connect, greet, secure and authenticate; a ready session, or an error (closed)."""
+    with telemetry.phase("open", settings.host, settings.port):
+        return await _open(settings)
+
+
+async def _open(settings: Settings) -> Session:
     clock = loop_clock()
+    with telemetry.phase("connect", settings.host, settings.port):
+        transport = await _connect(settings)
     session = Session(
-        await _connect(settings),
+        transport,
         ClientConnection(
             encrypted=settings.tls_mode is TLSMode.IMPLICIT,
             allow_cleartext_auth=settings.allow_cleartext_auth,
@@ -249,8 +262,11 @@ async def _connect(settings: Settings) -> Transport:
 
 
 async def _handshake(session: Session, settings: Settings) -> None:
+    host, port = settings.host, settings.port
     if settings.tls_mode is TLSMode.IMPLICIT:
-        await session.start_tls(_context(settings), settings.server_hostname)
+        with telemetry.phase("tls", host, port) as span:
+            await session.start_tls(_context(settings), settings.server_hostname)
+            _tls_attributes(span, session)
     try:
         greeting = await session.read_reply("greeting")
     except (TimeoutError, ConnectionLostError) as exc:
@@ -270,10 +286,22 @@ async def _handshake(session: Session, settings: Settings) -> None:
     session.ehlo_name = name
     await _hello(session, name, settings)
     if settings.tls_mode is TLSMode.STARTTLS:
-        await _starttls(session, settings)
+        with telemetry.phase("tls", host, port) as span:
+            await _starttls(session, settings)
+            _tls_attributes(span, session)
         await _hello(session, name, settings)
     if settings.auth is not None:
-        await _authenticate(session, settings)
+        with telemetry.phase("auth", host, port) as span:
+            await _authenticate(session, settings)
+            span.set_attribute("smtp.auth.mechanism", session.authenticated_mechanism)
+
+
+def _tls_attributes(span: telemetry.PhaseSpan, session: Session) -> None:
+    """The negotiated protocol on the TLS phase's span (OpenTelemetry's ``tls.*``)."""
+    info = session.tls_info
+    if info is not None and info.version:
+        span.set_attribute("tls.protocol.name", "tls")
+        span.set_attribute("tls.protocol.version", info.version.removeprefix("TLSv"))
 
 
 def _context(settings: Settings) -> ssl.SSLContext:

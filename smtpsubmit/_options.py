@@ -20,6 +20,7 @@ else:  # pragma: no cover - Python 3.10
     from typing_extensions import Unpack
 
 if TYPE_CHECKING:
+    from ._signing import Signer
     from .auth import Authenticator
     from .policy import RateLimit, RetryPolicy, Timeouts, TLSMode
     from .transport import Transport
@@ -50,6 +51,7 @@ class ClientOptions(TypedDict, total=False):
     retry: RetryPolicy | None
     rate_limit: RateLimit | None
     proxy: str | None
+    signer: Signer | None
 
 
 class PoolOptions(ClientOptions, total=False):

@@ -40,6 +40,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from . import telemetry
 from ._batch import send_many
 from ._delivery import BatchItem, Throttle, deliver
 from ._errors import NotSentError, OutcomeUnknownError, SMTPError, TransientReplyError
@@ -171,6 +172,11 @@ class SMTPPool:
     def _connections(self) -> int:
         return sum(1 for slot in self._slots if slot.session and slot.session.idle)
 
+    def _connection_counts(self) -> tuple[int, int]:
+        """Connections sending (workers serving a batch) and open but idle (telemetry)."""
+        opened = sum(1 for slot in self._slots if slot.session and not slot.session.closed)
+        return self._busy, max(0, opened - self._busy)
+
     async def __aenter__(self) -> SMTPPool:
         if self._closed or self._task_group is not None:
             raise SMTPError("an SMTPPool can be entered only once")
@@ -180,6 +186,7 @@ class SMTPPool:
         self._clock = loop_clock()
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
+        telemetry.track_pool(self)
         return self
 
     async def __aexit__(
@@ -189,6 +196,7 @@ class SMTPPool:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+        telemetry.untrack_pool(self)
         task_group, self._task_group = self._task_group, None
         if task_group is not None:
             if exc is not None:
@@ -297,7 +305,14 @@ class SMTPPool:
     async def _deliver(self, entry: Entry, recipients: tuple[str, ...]) -> SendResult:
         """Send under the rate limit and the retry policy: each try goes back into the
         queue and waits for its turn in the caller's task, so a worker never sleeps."""
-        return await deliver(entry, recipients, self._submit, self._settings.retry, self._throttle)
+        return await deliver(
+            entry,
+            recipients,
+            self._submit,
+            self._settings.retry,
+            self._throttle,
+            server=(self.host, self.port),
+        )
 
     async def _submit(self, entry: Entry) -> Outcome:
         """Queue one try and wait for its outcome."""
@@ -305,7 +320,7 @@ class SMTPPool:
             raise SMTPError("the pool is closed")
         if self._send is None or self._task_group is None:
             raise SMTPError("use the pool as `async with SMTPPool(...) as pool:`")
-        request = _Request(entry)
+        request = _Request(telemetry.traced(entry))  # sent from a worker's task
         try:
             try:
                 self._send.send_nowait(request)
@@ -336,6 +351,7 @@ class SMTPPool:
     # -- workers -----------------------------------------------------------------------
 
     async def _worker(self) -> None:
+        telemetry.isolate()  # not the trace of the caller whose request started it
         assert self._receive is not None
         receive = self._receive.clone()
         clock = self._clock
@@ -461,7 +477,13 @@ class SMTPPool:
     ) -> list[Transaction]:
         entries = [replace(r.entry, sink=sink(r)) for r in requests]
         settings = self._settings
-        return build_all(entries, session, chunking=settings.chunking, cleartext=settings.cleartext)
+        return build_all(
+            entries,
+            session,
+            chunking=settings.chunking,
+            cleartext=settings.cleartext,
+            signer=settings.signer,
+        )
 
     async def _send_on(
         self,

@@ -33,8 +33,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.message import Message
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, TypedDict
 
+from . import telemetry
 from ._body import CHUNK, Body, Stream, chunks
 from ._errors import (
     MessageError,
@@ -59,10 +60,12 @@ from ._message import (
 )
 from ._results import SendResult, Transcript
 from ._session import Session, phase_of
+from ._signing import Signer, sign_prepared
 from .protocol import Bdat, Command, Data, EndOfData, Mail, MessageData, Rcpt, Reply, Rset
 
 __all__ = [
     "INLINE_BODY",
+    "BuildOptions",
     "Entry",
     "Outcome",
     "Sink",
@@ -83,6 +86,14 @@ Sink = Callable[[Outcome], None]
 INLINE_BODY = 1 << 20
 
 
+class BuildOptions(TypedDict):
+    """The client's terms for :func:`build` (its keywords)."""
+
+    chunking: bool
+    cleartext: bool
+    signer: Signer | None
+
+
 @dataclass(frozen=True)
 class Entry:
     """One message to send, with its own envelope overrides, DSN requests and sink."""
@@ -96,12 +107,24 @@ class Entry:
     envelope: Envelope | None = None
     #: RFC 8689: the message must travel over TLS all the way; refused if not offered.
     requiretls: bool = False
+    #: The caller's trace (an OpenTelemetry context) when telemetry is on.
+    trace: object = None
 
 
 class Transaction:
     """One message on the wire: commands, replies so far, and its outcome once known."""
 
-    __slots__ = ("body", "commands", "end_written", "mail", "outcome", "rcpts", "replies", "sink")
+    __slots__ = (
+        "body",
+        "commands",
+        "end_written",
+        "mail",
+        "outcome",
+        "rcpts",
+        "replies",
+        "sink",
+        "span",
+    )
 
     def __init__(self, mail: Mail, rcpts: list[Rcpt], body: Body, sink: Sink | None) -> None:
         self.mail = mail
@@ -113,6 +136,8 @@ class Transaction:
         #: The end of the body (``.`` or ``BDAT ... LAST``) was handed to the transport.
         self.end_written = False
         self.outcome: Outcome | None = None
+        #: Its span, when telemetry is on (ended by :meth:`settle`).
+        self.span: telemetry.TransactionSpan | None = None
 
     def __repr__(self) -> str:
         return f"<Transaction from {self.mail.sender!r} to {len(self.rcpts)} -> {self.outcome!r}>"
@@ -180,6 +205,8 @@ class Transaction:
         """Record the outcome and hand it to the sink (once; later calls are ignored)."""
         if self.outcome is None:
             self.outcome = outcome
+            if self.span is not None:
+                self.span.end(self, outcome)
             if self.sink is not None:
                 self.sink(outcome)
 
@@ -244,11 +271,20 @@ async def fail(session: Session, transactions: Iterable[Transaction], exc: BaseE
 # -- building ----------------------------------------------------------------------
 
 
-def build(entry: Entry, session: Session, *, chunking: bool, cleartext: bool) -> Transaction:
+def build(
+    entry: Entry,
+    session: Session,
+    *,
+    chunking: bool,
+    cleartext: bool,
+    signer: Signer | None = None,
+) -> Transaction:
     """The transaction for ``entry`` on this session, checked before any I/O.
 
     ``chunking``: the caller allows BDAT; ``cleartext``: the caller chose to send without
-    encryption. Raises :class:`MessageError` or :class:`SecurityPolicyError`.
+    encryption; ``signer`` signs the octets as they will be sent (after serialisation and
+    any 7-bit re-encoding for this server). Raises :class:`MessageError` or
+    :class:`SecurityPolicyError`.
     """
     ext = session.conn.extensions
     item = entry.item
@@ -260,20 +296,31 @@ def build(entry: Entry, session: Session, *, chunking: bool, cleartext: bool) ->
         if entry.recipients is not None:  # a retry's subset
             recipients = entry.recipients
         check_envelope(sender, recipients)
-        binary_ok = chunking and ext.chunking and ext.binarymime
+        # Content that is not text (BINARYMIME) has no line structure a verifier would
+        # canonicalise the same way: with a signer it is refused like any invalid text.
+        binary_ok = chunking and ext.chunking and ext.binarymime and signer is None
         prepared = prepare_raw(sender, recipients, bytes(data), ext, binary_ok=binary_ok)
+    if signer is not None:
+        prepared = sign_prepared(prepared, signer)
     return _transaction(prepared, prepared.data, entry, session, cleartext=cleartext)
 
 
 def build_all(
-    entries: Iterable[Entry], session: Session, *, chunking: bool, cleartext: bool
+    entries: Iterable[Entry],
+    session: Session,
+    *,
+    chunking: bool,
+    cleartext: bool,
+    signer: Signer | None = None,
 ) -> list[Transaction]:
     """Transactions for ``entries``; an entry refused before any I/O hears its error at
     once (through its sink) and gets no transaction."""
     transactions = []
     for entry in entries:
         try:
-            transactions.append(build(entry, session, chunking=chunking, cleartext=cleartext))
+            transactions.append(
+                build(entry, session, chunking=chunking, cleartext=cleartext, signer=signer)
+            )
         except SMTPError as exc:
             if entry.sink is not None:
                 entry.sink(exc)
@@ -338,7 +385,11 @@ def _transaction(
         Rcpt(r, notify=dsn.notify if dsn else (), orcpt=r if dsn and dsn.orcpt else None)
         for r in msg.recipients
     ]
-    return Transaction(mail, rcpts, body, entry.sink)
+    txn = Transaction(mail, rcpts, body, entry.sink)
+    tel = telemetry.current()
+    if tel is not None:
+        txn.span = tel.transaction(session.host, session.port, len(rcpts), size, entry.trace)
+    return txn
 
 
 def _body_type(binary: bool, eightbit: bool) -> Literal["BINARYMIME", "8BITMIME"] | None:

@@ -179,7 +179,7 @@ def _check_local_hostname(name: object) -> None:
 
 
 def _check_new_keywords(options: ClientOptions) -> None:
-    """``cafile``, ``retry`` and ``rate_limit``."""
+    """``cafile``, ``retry``, ``rate_limit`` and ``signer``."""
     cafile = options.get("cafile")
     if cafile is not None:
         if not (isinstance(cafile, str | os.PathLike) and cafile):
@@ -200,6 +200,13 @@ def _check_new_keywords(options: ClientOptions) -> None:
             raise ArgumentTypeError(
                 f"{{{name}}} must be a {kind.__name__} or None, not {_type_name(value)}", name
             )
+    signer = options.get("signer")
+    if signer is not None and not callable(getattr(signer, "sign", None)):
+        raise ArgumentTypeError(
+            "{signer} must have a sign(message: bytes) -> bytes method (a "
+            f"smtpsubmit.dkim.DKIMSigner, for one) or be None, not {_type_name(signer)}",
+            "signer",
+        )
 
 
 def _check_proxy(options: ClientOptions) -> None:

@@ -141,6 +141,24 @@ $POSTFIX_HOST:$POSTFIX_CLEARTEXT_PORT inet n - n - - smtpd
   -o smtpd_tls_security_level=none
   -o smtpd_tls_auth_only=no
   -o smtpd_sasl_auth_enable=yes
+# DKIM listeners: the submission service plus OpenDKIM as a verifying milter
+# (Authentication-Results on every message). A milter that does not answer
+# makes the message fail with 4xx instead of passing unverified.
+$POSTFIX_HOST:$POSTFIX_DKIM_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-interop/dkim
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_milters=inet:127.0.0.1:$OPENDKIM_PORT
+  -o milter_default_action=tempfail
+$POSTFIX_HOST:$POSTFIX_DKIM_7BIT_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-interop/dkim-7bit
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_discard_ehlo_keywords=8bitmime,smtputf8
+  -o smtpd_milters=inet:127.0.0.1:$OPENDKIM_PORT
+  -o milter_default_action=tempfail
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr

@@ -11,7 +11,8 @@ here="$(dirname "${BASH_SOURCE[0]}")"
 # A leftover instance from an aborted run would serve a stale config.
 bash "$here/stop.sh"
 
-ports=("$POSTFIX_SUBMISSION_PORT" "$POSTFIX_SUBMISSIONS_PORT" "$POSTFIX_CLEARTEXT_PORT")
+ports=("$POSTFIX_SUBMISSION_PORT" "$POSTFIX_SUBMISSIONS_PORT" "$POSTFIX_CLEARTEXT_PORT"
+    "$POSTFIX_DKIM_PORT" "$POSTFIX_DKIM_7BIT_PORT")
 for p in "${ports[@]}"; do
     # Postfix silently wraps out-of-range ports modulo 65536.
     if ! [[ "$p" =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)); then
@@ -42,4 +43,4 @@ for p in "${ports[@]}"; do
         die "postfix is not listening on $POSTFIX_HOST:$p"
     fi
 done
-log "postfix up on $POSTFIX_HOST:{$POSTFIX_SUBMISSION_PORT,$POSTFIX_SUBMISSIONS_PORT,$POSTFIX_CLEARTEXT_PORT}"
+log "postfix up on $POSTFIX_HOST:{$POSTFIX_SUBMISSION_PORT,$POSTFIX_SUBMISSIONS_PORT,$POSTFIX_CLEARTEXT_PORT,$POSTFIX_DKIM_PORT,$POSTFIX_DKIM_7BIT_PORT}"

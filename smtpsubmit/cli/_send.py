@@ -47,6 +47,7 @@ from .._errors import (
 )
 from .._options import ClientOptions
 from .._results import SendResult
+from .._signing import Signer
 from .._validate import check_client_arguments, respelled
 from ..policy import RetryPolicy
 from ._common import BACKENDS, TRUST_CHOICES, CommandLineError, ssl_context_for
@@ -95,6 +96,10 @@ _OPTIONS = {
     "local_hostname": "--ehlo",
     "allow_cleartext_auth": "--allow-cleartext-auth",
     "proxy": "--proxy",
+    # DKIMSigner's keywords.
+    "domain": "--dkim-domain",
+    "selector": "--dkim-selector",
+    "private_key": "--dkim-key",
 }
 
 
@@ -199,10 +204,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--header", action="append", default=[], metavar="'NAME: VALUE'", help="repeatable"
     )
     msg.add_argument("--attach", action="append", default=[], metavar="FILE", help="repeatable")
+    dkim = parser.add_argument_group("DKIM signing (needs the smtpsubmit[dkim] extra)")
+    dkim.add_argument("--dkim-domain", metavar="DOMAIN", help="sign as this domain (d=)")
+    dkim.add_argument("--dkim-selector", metavar="NAME", help="key selector (s=)")
+    dkim.add_argument(
+        "--dkim-key", metavar="PEM", help="private key file (RSA or Ed25519, PEM or base64)"
+    )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="print the session (secrets redacted)"
     )
     return parser
+
+
+def _dkim_signer(args: argparse.Namespace) -> Signer | None:
+    """The signer the ``--dkim-*`` options describe (all three, or none of them)."""
+    given = [args.dkim_domain, args.dkim_selector, args.dkim_key]
+    if not any(given):
+        return None
+    if not all(given):
+        raise CommandLineError("--dkim-domain, --dkim-selector and --dkim-key go together")
+    try:
+        with open(args.dkim_key, "rb") as file:
+            key = file.read()
+    except OSError as exc:
+        raise CommandLineError(f"cannot read --dkim-key: {exc.strerror or exc}") from None
+    try:
+        from ..dkim import DKIMSigner
+
+        return DKIMSigner(domain=args.dkim_domain, selector=args.dkim_selector, private_key=key)
+    except ImportError as exc:
+        raise CommandLineError(str(exc)) from None
 
 
 def build_message(args: argparse.Namespace, stdin: TextIO) -> EmailMessage:
@@ -431,6 +462,7 @@ def send_main(
         # The connection options first: a bad --port is reported before a password prompt.
         check_client_arguments(args.server, args.port, **connection)
         msg = build_message(args, stdin)
+        signer = _dkim_signer(args)  # a bad key is reported before a password prompt
         password = _password(args, stdin, err)
         context = (
             ssl_context_for(args.cafile, args.trust) if args.tls != "insecure-cleartext" else None
@@ -438,6 +470,7 @@ def send_main(
         connection["ssl_context"] = context
         connection["username"] = args.user
         connection["password"] = password
+        connection["signer"] = signer
         client = SMTPClient(args.server, args.port, **connection)
     except CommandLineError as exc:
         return fail(f"error: {exc}", EXIT_USAGE)

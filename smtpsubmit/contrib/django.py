@@ -19,7 +19,9 @@ Extra settings: ``SMTPSUBMIT_CA_FILE`` (a PEM file of CAs to trust instead of ce
 ``http://host:3128``; see docs/proxies.md), ``SMTPSUBMIT_RETRY`` (a
 ``smtpsubmit.RetryPolicy``: transient failures are tried again, only to the recipients
 refused with 4xx) and ``SMTPSUBMIT_RATE_LIMIT`` (a ``smtpsubmit.RateLimit``, per
-connection the backend opens).
+connection the backend opens), and
+``SMTPSUBMIT_DKIM_SIGNER`` (a :class:`smtpsubmit.dkim.DKIMSigner`, or any signer: every
+message is DKIM-signed as it is sent).
 
 Settings are checked by the library's own argument checks when the connection is opened,
 before any I/O, whatever ``fail_silently`` says: a bad value is an
@@ -61,6 +63,7 @@ _SETTINGS = {
     "retry": ("SMTPSUBMIT_RETRY", None),
     "rate_limit": ("SMTPSUBMIT_RATE_LIMIT", None),
     "proxy": ("SMTPSUBMIT_PROXY", None),
+    "signer": ("SMTPSUBMIT_DKIM_SIGNER", None),
 }
 #: A TLS mode as the settings that choose it, and as the backend's keywords.
 _TLS_SETTINGS = {
@@ -204,6 +207,7 @@ class EmailBackend(BaseEmailBackend):
                 retry=getattr(settings, "SMTPSUBMIT_RETRY", None),
                 rate_limit=getattr(settings, "SMTPSUBMIT_RATE_LIMIT", None),
                 proxy=getattr(settings, "SMTPSUBMIT_PROXY", None) or None,
+                signer=getattr(settings, "SMTPSUBMIT_DKIM_SIGNER", None),
             )
         except ArgumentError as exc:
             raise exc.spelled(self._spell) from None

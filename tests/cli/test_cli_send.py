@@ -418,3 +418,52 @@ def test_retry_of_zero_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> N
     code = send("--server", "127.0.0.1", "--port", "465", "--retry", "0", "--to", "a@b.example")
     assert code == 2
     assert "--retry" in capsys.readouterr().err
+
+
+def test_dkim_options_sign_the_message(
+    capsys: pytest.CaptureFixture[str], smtps_server: ThreadedSMTPServer, tmp_path: Path
+) -> None:
+    from dkim_keys import DOMAIN, SELECTOR, ed25519_pem, signer, verifies
+
+    key = tmp_path / "dkim.pem"
+    key.write_bytes(ed25519_pem())
+    dkim = ["--dkim-domain", DOMAIN, "--dkim-selector", SELECTOR, "--dkim-key", str(key)]
+    code = send(*argv_for(smtps_server), "--from", "me@example.com", "--to", "a@example.org", *dkim)
+    assert code == 0, capsys.readouterr().err
+    [captured] = smtps_server.wait_for_messages(1)
+    assert captured.data.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;")
+    assert verifies(captured.data, signer("ed25519"))
+
+
+@pytest.mark.parametrize(
+    ("dkim", "message"),
+    [
+        (["--dkim-domain", "example.com"], "--dkim-domain, --dkim-selector and --dkim-key go"),
+        (
+            ["--dkim-domain", "example.com", "--dkim-selector", "s", "--dkim-key", "/nonexistent"],
+            "error: cannot read --dkim-key: No such file or directory",
+        ),
+        (
+            ["--dkim-domain", "example.com", "--dkim-selector", "a b", "--dkim-key", "KEY"],
+            "error: --dkim-selector must be a DNS label",
+        ),
+        (
+            ["--dkim-domain", "example.com", "--dkim-selector", "s", "--dkim-key", "NOT-A-KEY"],
+            "error: --dkim-key is neither a PEM private key",
+        ),
+    ],
+)
+def test_dkim_usage_errors_exit_2_naming_the_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, dkim: list[str], message: str
+) -> None:
+    from dkim_keys import rsa_pem
+
+    (tmp_path / "key.pem").write_bytes(rsa_pem())
+    (tmp_path / "junk.pem").write_bytes(b"junk")
+    paths = {"KEY": str(tmp_path / "key.pem"), "NOT-A-KEY": str(tmp_path / "junk.pem")}
+    dkim = [paths.get(arg, arg) for arg in dkim]
+    argv = ["--server", "h", "--port", "465", "--from", "m@x.example", "--to", "a@x.example"]
+    assert send(*argv, *dkim) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "BEGIN" not in err

@@ -53,6 +53,16 @@ def test_send_mail_goes_out_over_starttls_with_auth(use_server: ThreadedSMTPServ
     assert captured.message["Subject"] == "Hi"
 
 
+def test_a_dkim_signer_setting_signs_every_message(use_server: ThreadedSMTPServer) -> None:
+    from dkim_keys import signer, verifies
+
+    with override_settings(SMTPSUBMIT_DKIM_SIGNER=signer("ed25519")):
+        assert mail.send_mail("Signed", "Grüße", "app@example.com", ["b@example.com"]) == 1
+    [captured] = use_server.wait_for_messages(1)
+    assert captured.data.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;")
+    assert verifies(captured.data, signer("ed25519"))
+
+
 def test_alternatives_and_attachments_arrive(use_server: ThreadedSMTPServer) -> None:
     msg = mail.EmailMultiAlternatives(
         "Report", "plain", "app@example.com", ["a@example.com"], bcc=["audit@example.com"]
@@ -184,6 +194,11 @@ API_WORDS = ("TLSMode", "tls=", "port=", "allow_cleartext_auth", "ssl_context", 
             {"SMTPSUBMIT_SSL_CONTEXT": "/etc/ssl/ca.pem"},
             TypeError,
             "SMTPSUBMIT_SSL_CONTEXT must be an ssl.SSLContext or None, not str",
+        ),
+        (
+            {"SMTPSUBMIT_DKIM_SIGNER": "-----BEGIN PRIVATE KEY-----"},
+            TypeError,
+            "SMTPSUBMIT_DKIM_SIGNER must have a sign(message: bytes) -> bytes method",
         ),
         (
             {"SMTPSUBMIT_CA_FILE": "/nonexistent/ca.pem"},

@@ -31,6 +31,7 @@ import pytest
 import smtpsubmit
 import smtpsubmit._handshake
 import smtpsubmit.sync
+import smtpsubmit.telemetry
 from smtpsubmit.testing import (
     FakeSMTPServer,
     Mode,
@@ -170,6 +171,9 @@ def docs_sandbox(
         monkeypatch.setenv(name, value)
     logger = logging.getLogger("smtpsubmit")  # a block may turn on DEBUG logging
     level, handlers = logger.level, list(logger.handlers)
+    # A block may switch telemetry on with its own providers (docs/observability.md).
+    monkeypatch.setattr(smtpsubmit.telemetry, "_resolved", smtpsubmit.telemetry._resolved)
+    monkeypatch.setattr(smtpsubmit.telemetry, "_active", smtpsubmit.telemetry._active)
     try:
         yield sandbox
     finally:

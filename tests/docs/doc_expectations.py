@@ -440,3 +440,61 @@ def _celery_eager(run: Run) -> None:
     assert first == f"sent ['you@example.org'] {order.queue_id} 1"
     assert sorted(m.rcpt_to[0] for m in batch) == [f"user{n}@example.org" for n in range(3)]
     assert progress[-1] == "3 done"
+
+
+# -- docs/dkim.md and docs/observability.md -------------------------------------------------
+
+
+def dkim_verifies(data: bytes, index: int, *signers: Any) -> bool:
+    """dkimpy's verdict on the ``index``-th signature of ``data`` (0: topmost)."""
+    import dkim
+
+    records = {f"{s.dns_name}.".encode(): s.dns_record().encode() for s in signers}
+    return bool(dkim.DKIM(data).verify(idx=index, dnsfunc=lambda name, timeout=5: records[name]))
+
+
+@expect("docs/dkim.md", 'signer = DKIMSigner(domain="example.com", selector="s2026"')
+def _dkim_send(run: Run) -> None:
+    signer = run.namespace["signer"]
+    [sent] = run.implicit
+    assert run.out[0] == (
+        "DKIMSigner(domain='example.com', selector='s2026', algorithm='ed25519-sha256', "
+        "private_key='********')"
+    )
+    assert run.out[1] == "s2026._domainkey.example.com TXT v=DKIM1; k=ed25519; p=..."
+    assert run.out[2:] == ["250"]
+    assert sent.data.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;")
+    assert dkim_verifies(sent.data, 0, signer)
+    assert sent.auth_identity == "me@example.com"
+
+
+@expect("docs/dkim.md", "class Both:")
+def _dkim_both(run: Run) -> None:
+    ed_signer, rsa_signer = run.namespace["ed_signer"], run.namespace["rsa_signer"]
+    assert run.out == ["['SendResult', 'SendResult', 'SendResult']"]
+    assert sorted(m.rcpt_to[0] for m in run.implicit) == [f"user{i}@example.org" for i in range(3)]
+    for sent in run.implicit:
+        assert sent.data.count(b"DKIM-Signature:") == 2
+        assert b"a=ed25519-sha256" in sent.data.split(b"DKIM-Signature:")[1]
+        assert dkim_verifies(sent.data, 0, ed_signer)
+        assert dkim_verifies(sent.data, 1, rsa_signer)
+
+
+@expect("docs/observability.md", "smtpsubmit.telemetry.instrument(")
+def _observability(run: Run) -> None:
+    [sent] = run.starttls
+    assert run.out == [
+        "smtp connect ",
+        "smtp tls ",
+        "smtp auth ",
+        "smtp open ",
+        "smtp transaction sent",
+        "smtp send ",
+        "250 1",
+        "smtp.client.messages",
+        "smtp.client.recipients",
+        "smtp.client.operation.duration",
+    ]
+    assert sent.auth_identity == "me@example.com"
+    spans = run.namespace["spans"].get_finished_spans()
+    assert all("@" not in str(value) for span in spans for value in span.attributes.values())

@@ -26,6 +26,8 @@ MODULES = (
     "smtpsubmit.policy",
     "smtpsubmit.contrib.django",
     "smtpsubmit.contrib.celery",
+    "smtpsubmit.dkim",
+    "smtpsubmit.telemetry",
 )
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import anyio
 import pytest
+from dkim_keys import signer as dkim_signer
+from dkim_keys import verifies
 from proxy_servers import OUTGOING, ProxyServer, tinyproxy
 from sync_helpers import (
     BOUND,
@@ -368,6 +370,11 @@ def check_source(server: ThreadedSMTPServer, captured: CapturedMessage) -> None:
     assert captured.peer[0] == "127.0.0.2"
 
 
+def check_signed(server: ThreadedSMTPServer, captured: CapturedMessage) -> None:
+    assert captured.data.startswith(b"DKIM-Signature: ")
+    assert verifies(captured.data, dkim_signer("ed25519"))
+
+
 def transport_case() -> OptionCase:
     opened: list[tuple[str, int]] = []
 
@@ -490,6 +497,12 @@ OPTION_CASES: dict[str, Callable[[], OptionCase]] = {
         {"mode": Mode.IMPLICIT_TLS, "faults": [Fault.reply("RCPT", code=451, text="Later")]},
         lambda s, _: {**tls_options(s), "retry": smtpsubmit.RetryPolicy(attempts=2, backoff=0)},
         check_two_transactions,
+    ),
+    # Signed on the way out (a new signer with the same key verifies it).
+    "signer": lambda: OptionCase(
+        {"mode": Mode.IMPLICIT_TLS},
+        lambda s, _: {**tls_options(s), "signer": dkim_signer("ed25519")},
+        check_signed,
     ),
     # One message passes a limiter with a token to spare (pacing: tests/client/test_rate_limit).
     "proxy": proxy_case,
