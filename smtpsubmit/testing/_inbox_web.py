@@ -47,7 +47,7 @@ from starlette.routing import Route
 from ._inbox import Inbox, InboxEntry
 from ._inbox_html import index_page, message_page, message_rows
 
-__all__ = ["create_app", "is_loopback", "serve_inbox"]
+__all__ = ["content_disposition", "create_app", "is_loopback", "serve_inbox"]
 
 PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
