@@ -1,7 +1,9 @@
 # Quick start:  make demo   |   make test
 # Each target installs into .venv what it needs, on first use: `demo` the project and trustme
 # only (seconds); `test`, `lint` and the others the project's own test and dev tools (the
-# `test`, `dev` and `interop` extras, a minute or two); `docs` the site tools (`docs`).
+# `test`, `dev` and `interop` extras, a minute or two; `test` brings the `inbox` extra and
+# selenium, whose browser test wants Debian's chromium and chromium-driver, as .ci/run
+# installs them); `docs` the site tools (`docs`).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -1,7 +1,10 @@
 """``python -m smtpsubmit serve``: run the fake server standalone until Ctrl-C.
 
 Prints where it listens, the CA certificate to trust and the credentials it accepts, then a
-line per captured message. Meant for trying a client by hand, or for non-Python test suites.
+line per captured message. Meant for trying a client by hand, for non-Python test suites,
+and as a development inbox: ``--web PORT`` adds a web page (and a JSON API) to read the
+captured messages (the ``inbox`` extra, imported only then), ``--state-dir DIR`` keeps the
+CA across restarts and writes every message to a Maildir there.
 
 SIGINT (Ctrl-C), SIGTERM (``kill``, service managers) and SIGHUP (a closed terminal) stop it
 cleanly, the temporary CA directory included, with exit status 0. A signal the process was
@@ -12,6 +15,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import importlib.util
+import os
 import secrets
 import signal
 import sys
@@ -21,6 +27,7 @@ import anyio
 
 from ._capture import CapturedMessage
 from ._config import Extension, Mode, ServerConfig
+from ._maildir import MaildirWriter
 from ._server import FakeSMTPServer
 from ._tls import ServerCertificates
 
@@ -70,7 +77,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-cleartext-auth", action="store_true", help="accept AUTH without TLS"
     )
     parser.add_argument("--require-auth", action="store_true", help="530 for MAIL before AUTH")
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="keep the CA and server certificate in DIR/tls across restarts, and write "
+        "every captured message to the Maildir DIR/Maildir",
+    )
+    web = parser.add_argument_group("web inbox (needs the inbox extra)")
+    web.add_argument(
+        "--web",
+        type=int,
+        metavar="PORT",
+        help="serve a web page and a JSON API of the captured messages (0: any free port)",
+    )
+    web.add_argument(
+        "--web-host", default="127.0.0.1", metavar="HOST", help="address of the web inbox"
+    )
+    web.add_argument(
+        "--web-allow-remote",
+        action="store_true",
+        help="let --web-host be a non-loopback address: whoever reaches it reads every "
+        "captured message",
+    )
     return parser
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """What ``_serve`` does besides the SMTP listeners."""
+
+    users: dict[str, str]
+    tokens: dict[str, str]
+    state_dir: str | None
+    web_port: int | None
+    web_host: str
+    web_allow_remote: bool
 
 
 def _pairs(values: Sequence[str], what: str, parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -92,6 +133,18 @@ def serve_main(argv: list[str] | None = None) -> int:
     if not users:
         users = {_DEFAULT_USER: secrets.token_urlsafe(9)}
     tokens = _pairs(args.token, "token", parser)
+    if args.web is not None:
+        missing = _missing_inbox_dependencies()
+        if missing is not None:
+            print(missing, file=sys.stderr)
+            return 1
+        from ._inbox_web import is_loopback
+
+        if not is_loopback(args.web_host) and not args.web_allow_remote:
+            parser.error(
+                f"--web-host {args.web_host} is not a loopback address: whoever reaches it "
+                "would read every captured message; add --web-allow-remote to mean it"
+            )
     ports = {
         Mode.STARTTLS: args.starttls,
         Mode.IMPLICIT_TLS: args.implicit_tls,
@@ -107,42 +160,106 @@ def serve_main(argv: list[str] | None = None) -> int:
         max_message_size=args.max_size,
         allow_cleartext_auth=args.allow_cleartext_auth,
         require_auth=args.require_auth,
-        on_message=_print_message,
     )
     configs = [
         ServerConfig(**{**_fields(base), "mode": mode, "port": port})
         for mode, port in ports.items()
         if port is not None
     ]
+    options = _Options(
+        users=users,
+        tokens=tokens,
+        state_dir=None if args.state_dir is None else os.path.abspath(args.state_dir),
+        web_port=args.web,
+        web_host=args.web_host,
+        web_allow_remote=args.web_allow_remote,
+    )
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(_serve, configs, users, tokens)
+        anyio.run(_serve, configs, options)
     return 0
+
+
+def _missing_inbox_dependencies() -> str | None:
+    """One line saying what to install, if the web inbox cannot run here."""
+    missing = [
+        name for name in ("starlette", "hypercorn") if importlib.util.find_spec(name) is None
+    ]
+    if not missing:
+        return None
+    return (
+        f"python -m smtpsubmit serve --web: the web inbox needs {' and '.join(missing)}, "
+        "from the inbox extra: pip install 'smtpsubmit[inbox]'"
+    )
 
 
 def _fields(config: ServerConfig) -> dict[str, object]:
     return {name: getattr(config, name) for name in config.__dataclass_fields__}
 
 
-async def _serve(
-    configs: list[ServerConfig], users: dict[str, str], tokens: dict[str, str]
-) -> None:
-    certificates = ServerCertificates()
+async def _serve(configs: list[ServerConfig], options: _Options) -> None:
+    state = options.state_dir
+    certificates = ServerCertificates(
+        directory=None if state is None else os.path.join(state, "tls")
+    )
     try:
+        sinks: list[Callable[[CapturedMessage], None]] = [_print_message]
+        maildir = None
+        if state is not None:
+            maildir = MaildirWriter(os.path.join(state, "Maildir"), hostname=configs[0].hostname)
+            sinks.append(_delivering_to(maildir))
+        inbox = None
+        if options.web_port is not None:
+            from ._inbox import Inbox
+
+            inbox = Inbox()  # made here: it lives on this event loop, like the servers
+            sinks.append(inbox.add)
+
+        def on_message(message: CapturedMessage) -> None:
+            for sink in sinks:
+                sink(message)
+
         async with contextlib.AsyncExitStack() as stack:
             print("smtpsubmit fake SMTP server")
             for config in configs:
+                config = dataclasses.replace(config, on_message=on_message)
                 server = FakeSMTPServer(config, certificates=certificates)
                 await stack.enter_async_context(server)
                 print(f"  {config.mode.value:<13} {server.host}:{server.port}")
-            print(f"  CA certificate: {certificates.ca_pem_path}")
-            for name, password in users.items():
+            kept = " (kept across restarts)" if state is not None else ""
+            print(f"  CA certificate: {certificates.ca_pem_path}{kept}")
+            if maildir is not None:
+                print(f"  Maildir: {maildir.path}")
+            if inbox is not None:
+                from ._inbox_web import serve_inbox
+
+                url = await stack.enter_async_context(
+                    serve_inbox(
+                        inbox,
+                        options.web_host,
+                        options.web_port or 0,
+                        allow_remote=options.web_allow_remote,
+                    )
+                )
+                print(f"  web inbox: {url}")
+            for name, password in options.users.items():
                 print(f"  user: {name}  password: {password}")
-            for name, token in tokens.items():
+            for name, token in options.tokens.items():
                 print(f"  user: {name}  oauth token: {token}")
             # Only printed once the signals are ours: a stop request from then on cleans up.
             await _wait_for_stop_signal(lambda: print("Press Ctrl-C to stop.", flush=True))
     finally:
         certificates.close()
+
+
+def _delivering_to(maildir: MaildirWriter) -> Callable[[CapturedMessage], None]:
+    def deliver(message: CapturedMessage) -> None:
+        # A full disk must not stop the server: the message is still captured and shown.
+        try:
+            maildir.deliver(message)
+        except OSError as exc:
+            print(f"  not written to the Maildir: {exc}", file=sys.stderr, flush=True)
+
+    return deliver
 
 
 async def _wait_for_stop_signal(ready: Callable[[], None]) -> None:

@@ -25,7 +25,6 @@ import hmac
 import json
 import os
 import secrets
-import ssl
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -116,11 +115,9 @@ def end_point_binding(certificates: ServerCertificates, *, wrong_host: bool) -> 
     """RFC 5929 4.1 ``tls-server-end-point`` data of the certificate the server presents.
 
     ``ssl`` has no way to read the local certificate back from a connection, so this uses
-    the trustme leaf certificates that ``ServerCertificates`` keeps (same package).
+    the certificate that ``ServerCertificates`` configured the server context with.
     """
-    leaf = certificates._wrong if wrong_host else certificates._cert
-    pem = leaf.cert_chain_pems[0].bytes().decode("ascii")
-    return tls_server_end_point(ssl.PEM_cert_to_DER_cert(pem))
+    return tls_server_end_point(certificates._certificate_der(wrong_host=wrong_host))
 
 
 def _decode(data: bytes) -> str | None:

@@ -382,6 +382,18 @@ def _testing_fault_catalogue(run: Run) -> None:
     run.assert_no_network()
 
 
+@expect("docs/testing.md", 'inbox + "api/messages"')
+def _testing_web_inbox_api(run: Run) -> None:
+    # Its own `serve` child process: the message went there, read back through the API.
+    assert run.out[0].startswith(
+        "Password reset to ['new@example.com', 'audit@example.com'] over TLSv1."
+    )
+    assert run.out[1:] == ["Bcc field transmitted: False"]
+    assert run.namespace["serve"].returncode == 0  # stopped by SIGTERM, cleanly
+    assert run.namespace["detail"]["html"].startswith("<p>Follow <a href=")
+    run.assert_no_network()
+
+
 @expect("docs/testing.md", "except FaultNotFiredError as exc:")
 def _testing_fault_not_fired(run: Run) -> None:
     assert run.out == []

@@ -31,10 +31,14 @@ def requirement_name(requirement: str) -> str:
     return re.split(r"[\[<>=!~;\s]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
-def run_main(*argv: str, hide_trustme: bool = False) -> subprocess.CompletedProcess[str]:
-    """``python -m smtpsubmit ARGV`` in a subprocess, optionally as if trustme were absent."""
-    hide = "sys.modules['trustme'] = None; " if hide_trustme else ""
-    code = f"import sys; {hide}from smtpsubmit.__main__ import main; sys.exit(main({argv!r}))"
+def run_main(
+    *argv: str, hide_trustme: bool = False, hide: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``python -m smtpsubmit ARGV`` in a subprocess, optionally as if trustme (or the
+    modules in ``hide``) were absent."""
+    hidden = (*hide, "trustme") if hide_trustme else hide
+    hide_code = "".join(f"sys.modules[{name!r}] = None; " for name in hidden)
+    code = f"import sys; {hide_code}from smtpsubmit.__main__ import main; sys.exit(main({argv!r}))"
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
@@ -83,6 +87,39 @@ def test_fake_server_commands_without_trustme_name_the_extra_in_one_line(command
         f"python -m smtpsubmit {command}: the fake server needs trustme, from the testing "
         "extra: pip install 'smtpsubmit[testing]'\n"
     )
+
+
+def test_inbox_extra_is_the_fake_server_plus_its_web_server() -> None:
+    assert "smtpsubmit[testing]" in EXTRAS["inbox"]
+    assert sorted(map(requirement_name, EXTRAS["inbox"])) == [
+        "hypercorn",
+        "smtpsubmit",
+        "starlette",
+    ]
+    assert "smtpsubmit[inbox]" in EXTRAS["test"]  # the inbox's tests run in this suite
+    assert "selenium" in {requirement_name(r) for r in EXTRAS["test"]}
+
+
+@pytest.mark.parametrize("absent", [("starlette",), ("hypercorn",), ("starlette", "hypercorn")])
+def test_serve_web_without_the_inbox_extra_names_it_in_one_line(absent: tuple[str, ...]) -> None:
+    result = run_main("serve", "--web", "0", hide=absent)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"python -m smtpsubmit serve --web: the web inbox needs {' and '.join(absent)}, from "
+        "the inbox extra: pip install 'smtpsubmit[inbox]'\n"
+    )
+
+
+def test_the_fake_server_and_serve_import_no_web_library() -> None:
+    code = (
+        "import sys; import smtpsubmit.testing, smtpsubmit.testing._cli; "
+        "print(sorted({'starlette', 'hypercorn'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout == "[]\n"
 
 
 def test_serve_help_works_without_trustme() -> None:
