@@ -15,8 +15,9 @@ Theory of operation (see tests/MUTATION.md for the why and the last results):
   equivalent mutant; any other survivor makes ``report`` exit 1.
 
 Usage: ``python tests/mutation.py run [SCOPE ...] [--survivors] [--jobs N]``,
-``python tests/mutation.py report [SCOPE ...] [--show]``. No SCOPE means all of them, in the
-order below (the most valuable first).
+``python tests/mutation.py report [SCOPE ...] [--show]``, ``python tests/mutation.py check
+SCOPE TEST ... -m MUTANT ...`` (the tests pass as they are and fail with each mutant). No
+SCOPE means all of them, in the order below (the most valuable first).
 """
 
 from __future__ import annotations
@@ -221,6 +222,28 @@ def report(names: list[str], *, show: bool) -> int:
 _COUNTED = {"killed", "timeout", "survived"}
 
 
+def check(name: str, tests: list[str], mutants: list[str]) -> int:
+    """Run ``tests`` on the scope's mutated copy: clean (they must pass), then with each
+    mutant active (they must fail). How a new test shows it kills the mutant it was
+    written for, without touching the work tree."""
+    copy = WORK / name / "mutants"
+    if not copy.is_dir():
+        sys.exit(f"{name}: no mutants yet; run the scope first")
+    shutil.copytree(ROOT / "tests", copy / "tests", dirs_exist_ok=True)  # the tests as now
+    wrong = 0
+    for mutant in ["", *mutants]:
+        env = {**os.environ, "PYTHONPATH": str(copy), "MUTANT_UNDER_TEST": mutant}
+        command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+        failed = subprocess.call(command, cwd=copy, env=env, stdout=subprocess.DEVNULL) != 0
+        expected = bool(mutant)
+        print(
+            f"{'ok ' if failed == expected else 'BAD'} {mutant or 'no mutant'}: "
+            f"{'fails' if failed else 'passes'}"
+        )
+        wrong += failed != expected
+    return 1 if wrong else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -231,9 +254,14 @@ def main() -> None:
     report_parser = sub.add_parser("report", help="count the mutants of the scopes by status")
     report_parser.add_argument("scopes", nargs="*", metavar="SCOPE")
     report_parser.add_argument("--show", action="store_true", help="diff of each survivor")
+    check_parser = sub.add_parser("check", help="do these tests kill these mutants?")
+    check_parser.add_argument("scope", metavar="SCOPE")
+    check_parser.add_argument("tests", nargs="+", metavar="TEST")
+    check_parser.add_argument("-m", "--mutant", action="append", required=True)
     sub.add_parser("clean", help="remove .mutation/")
     args = parser.parse_args()
-    names = getattr(args, "scopes", None) or list(SCOPES)
+    names = getattr(args, "scopes", None) or [getattr(args, "scope", None) or ""]
+    names = [n for n in names if n] or list(SCOPES)
     unknown = [n for n in names if n not in SCOPES]
     if unknown:
         parser.error(f"unknown scope {unknown[0]!r}; the scopes are {', '.join(SCOPES)}")
@@ -241,6 +269,8 @@ def main() -> None:
         run(names, survivors=args.survivors, jobs=args.jobs)
     elif args.command == "report":
         sys.exit(report(names, show=args.show))
+    elif args.command == "check":
+        sys.exit(check(args.scope, args.tests, args.mutant))
     else:
         shutil.rmtree(WORK, ignore_errors=True)
 
