@@ -88,6 +88,7 @@ SCOPES: dict[str, Scope] = {
             "_sender",
             "_recipients",
             "_addresses",
+            "_unescaped",
             "_fields",
             "_strip_and_check_headers",
         ),
