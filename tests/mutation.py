@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutation"
 NOTES = ROOT / "tests" / "MUTATION.md"
 MUTMUT = Path(sys.executable).parent / "mutmut"
+CHECK_TIMEOUT = 120  # seconds; a check that takes longer counts as a failure (a kill)
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,8 @@ def run(names: list[str], *, survivors: bool, jobs: int) -> None:
         work = prepare(name, scope)
         patterns = scope.patterns()
         if survivors:
-            patterns = sorted(k for k, v in results(name, scope).items() if v == 0)
+            # Survivors, and mutants no test reached (a new test may reach them now).
+            patterns = sorted(k for k, v in results(name, scope).items() if v in (0, 5, 33))
             if not patterns:
                 print(f"{name}: no survivors to run again")
                 continue
@@ -235,7 +237,14 @@ def check(name: str, tests: list[str], mutants: list[str]) -> int:
     for mutant in ["", *mutants]:
         env = {**os.environ, "PYTHONPATH": str(copy), "MUTANT_UNDER_TEST": mutant}
         command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
-        failed = subprocess.call(command, cwd=copy, env=env, stdout=subprocess.DEVNULL) != 0
+        try:
+            # A mutant can hang the run (a non-daemon thread keeps the interpreter alive).
+            code = subprocess.call(
+                command, cwd=copy, env=env, stdout=subprocess.DEVNULL, timeout=CHECK_TIMEOUT
+            )
+        except subprocess.TimeoutExpired:
+            code = -1
+        failed = code != 0
         expected = bool(mutant)
         print(
             f"{'ok ' if failed == expected else 'BAD'} {mutant or 'no mutant'}: "
@@ -250,7 +259,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="run mutmut for the scopes")
     run_parser.add_argument("scopes", nargs="*", metavar="SCOPE")
-    run_parser.add_argument("--survivors", action="store_true", help="only last run's survivors")
+    run_parser.add_argument(
+        "--survivors", action="store_true", help="only last run's survivors (and untested)"
+    )
     run_parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     report_parser = sub.add_parser("report", help="count the mutants of the scopes by status")
     report_parser.add_argument("scopes", nargs="*", metavar="SCOPE")
