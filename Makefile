@@ -15,7 +15,7 @@ DOCS_STAMP := $(VENV)/.docs
 # extra's trustme requirement (tests/packaging/test_packaging.py checks that they agree).
 DEMO_REQUIREMENTS := 'trustme>=1.1'
 
-.PHONY: demo test test-random coverage coverage-gate lint dist wheel-check docs interop bench clean
+.PHONY: demo test test-random coverage coverage-gate lint dist wheel-check docs interop bench mutation clean
 
 $(CREATED):
 	@# Debian's python3 needs python3-venv for `-m venv`; install it when we are root.
@@ -99,9 +99,20 @@ docs: $(DOCS_STAMP)
 interop: $(STAMP)
 	bash interop/run.sh
 
+# Mutation testing (mutmut) of the outcome rules, the envelope and Bcc handling, the TLS
+# policy, the sync facade and the protocol core, each scope with its own tests, in
+# .mutation/<scope>/ (tests/MUTATION.md). Not part of `test` or CI: about an hour on 2 cores.
+# `make mutation MUTATION_SCOPES="outcomes tls"` runs some scopes only.
+MUTATION_SCOPES ?=
+mutation: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[mutation]'
+	nice -n 10 $(BIN)/python tests/mutation.py run $(MUTATION_SCOPES)
+	$(BIN)/python tests/mutation.py report $(MUTATION_SCOPES)
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov dist build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov dist build \
+		.mutation

@@ -115,10 +115,24 @@ def _addresses(msg: Message, name: str) -> list[str]:
     for value in _fields(msg, name):
         addresses = getattr(value, "addresses", None)
         if addresses is not None:  # EmailMessage with a modern policy: parsed headers
-            found.extend(a.addr_spec for a in addresses if a.addr_spec and a.addr_spec != "<>")
+            found.extend(
+                _unescaped(a.addr_spec) for a in addresses if a.addr_spec and a.addr_spec != "<>"
+            )
         else:
             found.extend(addr for _, addr in email.utils.getaddresses([str(value)]) if addr)
     return found
+
+
+def _unescaped(address: str) -> str:
+    """An address from a field parsed from bytes keeps its 8-bit octets as surrogate
+    escapes; UTF-8 ones (RFC 6532) are the text they spell, as smtplib reads them. Other
+    octets stay escaped, and the address check refuses them naming the octet."""
+    if address.isascii():
+        return address
+    try:
+        return address.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return address
 
 
 def _resent_prefix(msg: Message) -> str:
@@ -197,14 +211,16 @@ def prepare_address(address: str, extensions: Extensions, *, what: str) -> tuple
 
 
 def _strip_and_check_headers(data: bytes, expected_fields: int | None) -> bytes:
+    # The header section ends at the first empty line, which is the first line when the
+    # message has no field at all.
     match = _HEADER_END.search(data)
-    head_end = match.start() if match else len(data)
+    head_end = 0 if data.startswith(b"\r\n") else match.start() if match else len(data)
     head, rest = data[:head_end], data[head_end:]
     kept: list[bytes] = []
     fields = 0
     skipping = False
     for line in head.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t"):
+        if line[:1] in (b" ", b"\t") and fields:  # a fold continues the field before it
             if not skipping:
                 kept.append(line)
             continue

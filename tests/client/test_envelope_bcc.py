@@ -7,6 +7,8 @@ checked on what the server captured: the MAIL/RCPT envelope and the exact octets
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from collections.abc import Sequence
 from email.message import EmailMessage
@@ -214,3 +216,24 @@ async def test_a_message_without_from_goes_with_an_explicit_envelope() -> None:
     )
     assert (captured.mail_from, captured.rcpt_to) == ("app@example.com", ["ops@example.com"])
     assert_hidden(captured, ["Bcc"], ["hidden@example.net"])
+
+
+async def test_a_bcc_folded_with_a_tab_goes_with_all_its_lines() -> None:
+    # Read from bytes, the fold keeps its TAB (RFC 5322 2.2.3 allows either blank).
+    raw = (
+        b"From: alice@example.com\r\nTo: bob@example.com\r\n"
+        b"Bcc: dave@example.net,\r\n\terin@example.net\r\nSubject: s\r\n\r\nbody\r\n"
+    )
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    _, captured = await send_and_capture("client", msg)
+    assert captured.rcpt_to == ["bob@example.com", "dave@example.net", "erin@example.net"]
+    assert_hidden(captured, ["Bcc"], ["dave@example.net", "erin@example.net"])
+    assert field_names(captured.data) == ["From", "To", "Subject"]
+
+
+async def test_a_bcc_group_with_a_colon_in_its_value_is_stripped() -> None:
+    msg = make_message(to="bob@example.com", Bcc="hidden: dave@example.net;")
+    _, captured = await send_and_capture("client", msg)
+    assert captured.rcpt_to == ["bob@example.com", "dave@example.net"]
+    assert_hidden(captured, ["Bcc"], ["dave@example.net", "hidden:"])

@@ -247,3 +247,89 @@ async def test_data_chain_behind_a_421_is_not_sent() -> None:
         outcomes = await smtp.send_batch(items)
         await smtp.aclose()
     assert [type(o) for o in outcomes] == [TransientReplyError, NotSentError, NotSentError]
+
+
+# -- what each outcome says and carries (each test pins a rule a mutant broke) ---------
+
+
+async def test_refusal_messages_name_what_the_server_refused() -> None:
+    # MAIL, RCPT, BDAT of the first; RSET, MAIL, RCPT, BDAT of the second.
+    script = Script(["550 5.7.1 no", "503 a", "554 5.5.1 none", OK, OK, OK, "554 5.6.0 bad"])
+    async with scripted_server(script) as port:
+        async with client(port) as smtp:
+            with pytest.raises(PermanentReplyError) as sender:
+                await smtp.sendmail("a@example.com", ["one@example.org"], BODY)
+            with pytest.raises(PermanentReplyError) as message:
+                await smtp.sendmail("a@example.com", ["one@example.org"], BODY)
+    assert str(sender.value) == "sender refused: 550 5.7.1 no"
+    assert str(message.value) == "message refused: 554 5.6.0 bad"
+
+
+async def test_a_400_to_one_rcpt_refuses_that_recipient_only() -> None:
+    # 400 is the lowest transient code: a refused recipient, not a protocol violation.
+    script = Script([OK, OK, "400 4.0.0 not now", OK])
+    async with scripted_server(script) as port:
+        async with client(port) as smtp:
+            result = await smtp.sendmail("a@example.com", RCPTS, BODY)
+    assert result.accepted == ("one@example.org",)
+    assert [(r, reply.code) for r, reply in result.refused.items()] == [("two@example.org", 400)]
+
+
+async def test_a_354_to_rcpt_is_a_protocol_violation_that_carries_the_reply() -> None:
+    script = Script([OK, "354 what", CLOSE], NO_CHUNKING)
+    async with scripted_server(script) as port:
+        async with client(port) as smtp:
+            with pytest.raises(ProtocolViolationError) as caught:
+                await smtp.sendmail("a@example.com", ["one@example.org"], BODY)
+    assert (caught.value.code, caught.value.verb) == (354, "RCPT")
+
+
+async def test_a_result_names_its_sender_and_only_a_single_send_has_a_transcript() -> None:
+    script = Script([])
+    items = [("a@example.com", [f"r{i}@example.org"], BODY) for i in range(2)]
+    async with scripted_server(script) as port:
+        async with client(port) as smtp:
+            single = await smtp.sendmail("a@example.com", ["one@example.org"], BODY)
+            batch = await smtp.send_batch(items)
+    assert single.sender == "a@example.com"
+    assert any("MAIL FROM:<a@example.com>" in str(line) for line in single.transcript)
+    assert [(r.sender, r.transcript) for r in batch] == [("a@example.com", ())] * 2  # type: ignore[union-attr]
+
+
+async def test_messages_sent_counts_each_accepted_message_once() -> None:
+    script = Script([OK] * 9 + [OK, OK, "554 5.6.0 bad"])
+    async with scripted_server(script) as port:
+        async with client(port) as smtp:
+            assert smtp.messages_sent == 0
+            await smtp.sendmail("a@example.com", ["one@example.org"], BODY)
+            await smtp.sendmail("a@example.com", ["one@example.org"], BODY)
+            await smtp.sendmail("a@example.com", ["one@example.org"], BODY)
+            with pytest.raises(PermanentReplyError):
+                await smtp.sendmail("a@example.com", ["one@example.org"], BODY)
+            assert smtp.messages_sent == 3
+
+
+async def test_behind_a_421_not_sent_names_the_421_as_its_cause() -> None:
+    script = Script(["421 4.3.2 bye"])
+    items = [("a@example.com", [f"r{i}@example.org"], BODY) for i in range(2)]
+    async with scripted_server(script) as port:
+        async with client(port) as smtp:
+            first, second = await smtp.send_batch(items, window=2)
+    assert isinstance(first, TransientReplyError)
+    assert isinstance(second, NotSentError)
+    assert second.__cause__ is first
+    assert str(second) == f"not sent: the server closed the connection before it ({first})"
+
+
+async def test_a_lost_link_is_the_cause_of_unknown_and_not_sent_outcomes() -> None:
+    # The DATA chain: the first body went out with the second envelope, then the link broke.
+    script = Script([OK, OK, "354 go", CLOSE], NO_CHUNKING)
+    items = [("a@example.com", [f"r{i}@example.org"], BODY) for i in range(2)]
+    async with scripted_server(script) as port:
+        async with client(port) as smtp:
+            unknown, not_sent = await smtp.send_batch(items)
+    assert isinstance(unknown, OutcomeUnknownError)
+    assert isinstance(unknown.__cause__, ConnectionLostError)
+    assert isinstance(not_sent, NotSentError)
+    assert isinstance(not_sent.__cause__, ConnectionLostError)
+    assert str(not_sent) == f"not sent: the connection failed ({not_sent.__cause__})"

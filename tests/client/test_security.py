@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import ssl
 from email.message import EmailMessage
+from pathlib import Path
 
 import anyio
+import certifi
 import pytest
+import trustme
 
 import smtpsubmit
 from smtpsubmit import TLSMode
+from smtpsubmit._errors import ArgumentTypeError
 from smtpsubmit.testing import FakeSMTPServer, Fault, Mode
 
 pytestmark = pytest.mark.anyio
@@ -72,6 +77,92 @@ def test_default_ssl_context_verifies_and_requires_tls12() -> None:
     assert context.verify_mode is ssl.CERT_REQUIRED
     assert context.check_hostname
     assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+
+
+CHOICES = "'implicit', 'starttls', 'insecure-cleartext'"
+
+
+@pytest.mark.parametrize(
+    ("port", "tls", "error", "arguments", "message"),
+    [
+        (
+            587,
+            "{bogus}",
+            smtpsubmit.TLSPolicyError,
+            ("tls",),
+            f"unknown TLS mode '{{bogus}}' for tls; use one of {CHOICES}",
+        ),
+        (
+            587,
+            {"tls": True},
+            ArgumentTypeError,
+            ("tls",),
+            f"tls must be a TLSMode, one of {CHOICES}, or None (by port), not {{'tls': True}}",
+        ),
+        (
+            25,
+            None,
+            smtpsubmit.TLSPolicyError,
+            ("port", "tls"),
+            "port 25 has no standard TLS mode: pass tls=TLSMode.IMPLICIT (like port 465), "
+            "tls=TLSMode.STARTTLS (like port 587) or, only if you accept that mail crosses "
+            "the network unencrypted, tls=TLSMode.INSECURE_CLEARTEXT (RFC 8314)",
+        ),
+        (
+            587,
+            TLSMode.IMPLICIT,
+            smtpsubmit.TLSPolicyError,
+            ("port", "tls"),
+            "port 587 is the STARTTLS submission port (RFC 6409, RFC 8314 3.3); implicit TLS "
+            "is port 465. Use port 465, or tls=TLSMode.STARTTLS on 587",
+        ),
+        (
+            465,
+            "starttls",
+            smtpsubmit.TLSPolicyError,
+            ("port", "tls"),
+            "port 465 is implicit TLS (RFC 8314 3.3); tls=TLSMode.STARTTLS there would not "
+            "connect. Use tls=TLSMode.IMPLICIT (the default for 465), or port 587 for STARTTLS",
+        ),
+    ],
+    ids=["unknown-name", "wrong-type", "no-standard-mode", "implicit-on-587", "starttls-on-465"],
+)
+def test_each_tls_refusal_names_its_arguments_and_says_why(
+    port: int, tls: object, error: type, arguments: tuple[str, ...], message: str
+) -> None:
+    """The CLI and the Django backend re-spell these from ``arguments`` and the template;
+    a value with braces in it is quoted, not read as a template field."""
+    with pytest.raises(error) as caught:
+        smtpsubmit.policy.resolve_tls_mode(port, tls)  # type: ignore[arg-type]
+    assert caught.value.arguments == arguments
+    assert str(caught.value) == message
+
+
+def test_default_ssl_context_trusts_certifi_or_only_the_given_cafile(tmp_path: Path) -> None:
+    certifi_count = Path(certifi.where()).read_text().count("BEGIN CERTIFICATE")
+    assert len(smtpsubmit.policy.default_ssl_context().get_ca_certs()) == certifi_count
+    cafile = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(cafile))
+    context = smtpsubmit.policy.default_ssl_context(cafile=str(cafile))
+    assert len(context.get_ca_certs()) == 1
+
+
+def test_a_missing_cafile_is_a_file_not_found_error_naming_it(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.pem")
+    with pytest.raises(FileNotFoundError) as caught:
+        smtpsubmit.policy.default_ssl_context(cafile=missing)
+    assert caught.value.errno == errno.ENOENT
+    assert caught.value.strerror == f"cafile {missing!r} does not exist"
+    assert caught.value.filename == missing
+
+
+def test_a_cafile_without_a_certificate_is_an_ssl_error_naming_it(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pem"
+    empty.write_text("no certificate here\n")
+    with pytest.raises(ssl.SSLError) as caught:
+        smtpsubmit.policy.default_ssl_context(cafile=str(empty))
+    assert caught.value.errno is not None
+    assert caught.value.strerror == f"cafile {str(empty)!r} holds no usable PEM certificate"
 
 
 # -- STARTTLS ---------------------------------------------------------------------------

@@ -278,3 +278,128 @@ def test_fast_header_path_matches_on_message_ids_and_mime_parameters() -> None:
     msg.add_attachment(b"x", maintype="application", subtype="octet-stream", filename="a;b.bin")
     for utf8 in (False, True):
         assert _generate(msg, utf8=utf8, cte_7bit=False) == stdlib(msg, utf8=utf8)
+
+
+# -- the envelope read from the fields: what each refusal says, what counts as an address ---
+
+
+def parsed(*fields: str, policy: email.policy.Policy = email.policy.default) -> Message:
+    raw = "".join(f"{field}\r\n" for field in fields) + "\r\nbody\r\n"
+    return email.message_from_bytes(raw.encode(), policy=policy)
+
+
+@pytest.mark.parametrize("head", ["", "c@example.com, " * 6], ids=["short", "long"])
+def test_an_unparsable_field_is_quoted_as_read_cut_to_80_characters(head: str) -> None:
+    value = head + "b@example.com, <"
+    with pytest.raises(MessageError) as info:
+        message_envelope(parsed("From: a@example.com", "Cc: c@example.com", f"To: {value}"))
+    assert str(info.value) == (
+        f"the message's To header field cannot be parsed: {repr(value)[:80]}; fix it, or pass "
+        "sender= and recipients= to send the message with the field as it is"
+    )
+
+
+def test_a_null_address_in_a_field_is_not_a_recipient() -> None:
+    # The email package reads "<>" as the addr-spec "<>"; it names no mailbox.
+    msg = parsed("From: a@example.com", "To: <>, b@example.com", "Cc: <>")
+    assert message_envelope(msg).recipients == ("b@example.com",)
+
+
+def test_utf8_addresses_of_a_message_parsed_from_bytes_are_read_as_text() -> None:
+    """RFC 6532 fields read from bytes keep their octets as surrogate escapes; the envelope
+    has the addresses they spell (as smtplib reads them), not the escapes."""
+    raw = "From: Jörg <jörg@exämple.org>\r\nTo: b@exämple.org\r\n\r\nbody\r\n".encode()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    envelope = message_envelope(msg)
+    assert (envelope.sender, envelope.recipients) == ("jörg@exämple.org", ("b@exämple.org",))
+
+
+def test_an_address_field_that_is_not_utf8_is_refused_naming_the_octet() -> None:
+    raw = b"From: a@example.com\r\nTo: j\xf6rg@example.org\r\n\r\nbody\r\n"
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    with pytest.raises(MessageError, match="lone surrogate"):
+        message_envelope(msg)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        (
+            ["From: a@example.com", "To: b@example.com", "Resent-Date: x", "Resent-To: c@x.org"],
+            "the message has no Resent-From or Resent-Sender address",
+        ),
+        (
+            ["From: a@example.com", "To: b@example.com", "Resent-Date: x", "Resent-From: c@x.org"],
+            "the message has no Resent-To, Resent-Cc or Resent-Bcc address",
+        ),
+        (
+            ["From: a@example.com", "Subject: s"],
+            "the message has no To, Cc or Bcc address",
+        ),
+        (
+            ["From: a@example.com", "Resent-Date: x", "Resent-Date: y", "To: b@example.com"],
+            "the message has more than one Resent- block; pass the envelope explicitly",
+        ),
+    ],
+    ids=["no-resent-from", "no-resent-to", "no-to", "two-resent-blocks"],
+)
+def test_a_missing_envelope_field_is_named_as_the_message_spells_it(
+    fields: list[str], error: str
+) -> None:
+    with pytest.raises(MessageError) as info:
+        message_envelope(parsed(*fields))
+    assert str(info.value) == error
+
+
+@pytest.mark.parametrize(
+    ("from_field", "sender"),
+    [("a@example.com", "a b@example.com"), ("a@-example.com", None)],
+    ids=["given", "from-field"],
+)
+def test_the_sender_is_syntax_checked_before_any_io(from_field: str, sender: str | None) -> None:
+    msg = parsed(f"From: {from_field}", "To: b@example.com")
+    with pytest.raises(MessageError, match="sender"):
+        message_envelope(msg, sender=sender)
+
+
+# -- the header section as it goes out: injection, malformed lines, no fields at all --------
+
+
+def test_a_header_injection_in_a_compat32_value_is_refused() -> None:
+    legacy = Message()
+    legacy["From"] = "a@example.com"
+    legacy["Subject"] = "hi\r\nBcc: evil@example.com"
+    legacy.set_payload("x")
+    with pytest.raises(MessageError) as info:
+        sent(legacy)
+    assert str(info.value) == (
+        "a header value contains a line break that would start a new header field "
+        "(header injection); refusing to send"
+    )
+
+
+def test_a_field_name_that_is_not_a_field_name_is_refused_quoting_60_octets() -> None:
+    name = "X Bad " + "y" * 70
+    legacy = Message()
+    legacy[name] = "v"
+    legacy.set_payload("x")
+    with pytest.raises(MessageError) as info:
+        sent(legacy)
+    line = f"{name}: v\r\n".encode()
+    assert str(info.value) == f"malformed header line: {line[:60]!r}"
+
+
+def test_a_field_name_starting_with_white_space_is_refused_not_sent_as_a_fold() -> None:
+    # The generator writes " X: v" first: a continuation of no field (RFC 5322 2.2.3).
+    legacy = Message()
+    legacy[" X"] = "v"
+    legacy["Subject"] = "s"
+    legacy.set_payload("x")
+    with pytest.raises(MessageError, match="malformed header line"):
+        sent(legacy)
+
+
+def test_a_message_without_header_fields_goes_out_as_its_body() -> None:
+    msg = Message()
+    msg.set_payload("body\r\n")
+    assert sent(msg) == b"\r\nbody\r\n"

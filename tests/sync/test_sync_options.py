@@ -684,3 +684,97 @@ def test_pool_close_is_idempotent_and_refuses_later_sends(
         pool.send_message(message())
     assert mails_per_connection(smtps_server) == [1]
     assert verbs_per_connection(smtps_server)[0][-1] == "QUIT"
+
+
+# -- what the mutation run found unpinned (tests/MUTATION.md) -------------------------------
+
+
+@pytest.mark.parametrize("entry_point", ["client", "pool"])
+@pytest.mark.parametrize("method", ["send_message", "sendmail"])
+def test_requiretls_reaches_mail_from_each_send_method(
+    entry_point: str, method: str, smtps_server: ThreadedSMTPServer
+) -> None:
+    options = tls_options(smtps_server)
+    cls = smtpsubmit.sync.SMTPClient if entry_point == "client" else smtpsubmit.sync.SMTPPool
+    raw = b"From: app@example.com\r\nSubject: s\r\n\r\nx\r\n"
+    with cls(smtps_server.host, smtps_server.port, **options) as sender:  # type: ignore[attr-defined]
+        for keywords in ({"requiretls": True}, {}):  # then the default: False
+            if method == "send_message":
+                sender.send_message(message(), **keywords)
+            else:
+                sender.sendmail("app@example.com", ["user@example.com"], raw, **keywords)
+    required, plain = smtps_server.wait_for_messages(2)
+    assert "REQUIRETLS" in required.mail_from_params
+    assert "REQUIRETLS" not in plain.mail_from_params
+
+
+def test_pool_send_batch_gives_one_outcome_per_item_in_order_with_dsn(
+    smtps_server: ThreadedSMTPServer,
+) -> None:
+    items: list[Any] = [
+        message(to="one@example.org"),
+        ("a@example.com", ["not an address"], b"Subject: bad\r\n\r\nx\r\n"),
+        ("a@example.com", "two@example.org", b"Subject: raw\r\n\r\nx\r\n"),
+    ]
+    with smtpsubmit.sync.SMTPPool(
+        smtps_server.host, smtps_server.port, **tls_options(smtps_server)
+    ) as pool:
+        outcomes = pool.send_batch(iter(items), dsn=DSN)
+        undecorated = pool.send_batch([message(to="three@example.org")])
+    assert isinstance(outcomes[1], smtpsubmit.MessageError)
+    sent = [outcomes[0], outcomes[2], undecorated[0]]
+    assert [o.accepted for o in sent] == [  # type: ignore[union-attr]
+        ("one@example.org",),
+        ("two@example.org",),
+        ("three@example.org",),
+    ]
+    by_rcpt = {m.rcpt_to[0]: m for m in smtps_server.wait_for_messages(3)}
+    assert_dsn_on_the_wire(by_rcpt["one@example.org"])
+    assert_dsn_on_the_wire(by_rcpt["two@example.org"])
+    assert_no_dsn(by_rcpt["three@example.org"])
+
+
+def test_send_batch_default_window_is_sixteen(smtps_server: ThreadedSMTPServer) -> None:
+    tape: list[str] = []
+
+    async def taped() -> TapeTransport:
+        return TapeTransport(await anyio.connect_tcp(smtps_server.host, smtps_server.port), tape)
+
+    items = [
+        ("a@example.com", [f"r{i}@example.org"], b"Subject: s\r\n\r\nx\r\n") for i in range(17)
+    ]
+    options = tls_options(smtps_server)
+    with smtpsubmit.sync.SMTPClient(
+        smtps_server.host, smtps_server.port, transport=taped, **options
+    ) as client:
+        start = len(tape)
+        outcomes = client.send_batch(items)
+    assert tape[start:].index("R") == 16  # as the async client's default
+    assert all(isinstance(o, smtpsubmit.SendResult) for o in outcomes)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: smtpsubmit.sync.send(message(), host=42, port=465),  # type: ignore[arg-type]
+        lambda: smtpsubmit.sync.SMTPPool(42, 465),  # type: ignore[arg-type]
+    ],
+    ids=["send", "pool"],
+)
+def test_a_bad_host_is_refused_in_the_callers_thread_before_the_portal(
+    call: Callable[[], object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_portal() -> None:
+        raise AssertionError("the portal was used before the arguments were checked")
+
+    monkeypatch.setattr(smtpsubmit.sync, "_get_portal", no_portal)
+    with pytest.raises(smtpsubmit.ArgumentError, match="host") as caught:
+        call()
+    assert caught.value.arguments == ("host",)
+
+
+def test_the_portal_runs_in_one_named_daemon_thread() -> None:
+    """Daemon: interpreter exit never waits for the portal's loop."""
+    smtpsubmit.sync._get_portal()
+    threads = [t for t in threading.enumerate() if t.name == "smtpsubmit-sync"]
+    assert [t.daemon for t in threads] == [True]
